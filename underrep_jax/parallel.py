@@ -1,0 +1,133 @@
+"""Device mesh, logical-axis rules and host-local <-> global arrays.
+
+Models annotate parameters and activations with logical axis names ('batch', 'embed',
+'mlp', 'heads', 'kv', 'vocab', 'length', ...). A rules table, kept in the config and
+never in model code, maps those names onto the mesh axes ('data', 'fsdp', 'tensor').
+The same code then runs on one CPU, 8 simulated devices, several hosts or a TPU pod.
+"""
+
+from collections.abc import Sequence
+import math
+import os
+
+from absl import logging
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+MESH_AXES = ("data", "fsdp", "tensor")
+
+# T5X/MaxText-style defaults: batch over data+fsdp, weights sharded over fsdp on their
+# embedding axis and over tensor on their "wide" axis (mlp, heads, vocab).
+DEFAULT_RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = (
+    ("batch", ("data", "fsdp")),
+    ("length", None),
+    ("embed", "fsdp"),
+    ("mlp", "tensor"),
+    ("heads", "tensor"),
+    ("kv_heads", "tensor"),
+    ("kv", None),
+    ("vocab", "tensor"),
+    ("layers", None),
+    ("norm", None),
+    ("relpos_buckets", None),
+)
+
+Rules = Sequence[tuple[str, str | Sequence[str] | None]]
+
+
+def resolve_mesh_shape(shape: Sequence[int], num_devices: int) -> tuple[int, ...]:
+  """Replaces a single -1 in `shape` by whatever makes the product `num_devices`."""
+  shape = tuple(int(s) for s in shape)
+  if shape.count(-1) > 1:
+    raise ValueError(f"mesh shape {shape}: at most one axis may be -1")
+  known = math.prod(s for s in shape if s != -1)
+  if -1 in shape:
+    if num_devices % known:
+      raise ValueError(f"mesh shape {shape} does not divide {num_devices} devices")
+    shape = tuple(num_devices // known if s == -1 else s for s in shape)
+  if math.prod(shape) != num_devices:
+    raise ValueError(f"mesh shape {shape} needs {math.prod(shape)} devices, "
+                     f"but {num_devices} are available")
+  return shape
+
+
+def make_mesh(shape: Sequence[int] = (-1, 1, 1), axis_names: Sequence[str] = MESH_AXES,
+              devices: Sequence[jax.Device] | None = None) -> Mesh:
+  """Builds a mesh over all (or the given) devices; -1 in `shape` means "the rest"."""
+  devices = list(devices) if devices is not None else jax.devices()
+  shape = resolve_mesh_shape(shape, len(devices))
+  if devices == jax.devices():
+    return jax.make_mesh(shape, tuple(axis_names), devices=devices)
+  return Mesh(np.asarray(devices).reshape(shape), tuple(axis_names))
+
+
+def normalize_rules(rules: Rules | None) -> tuple[tuple[str, str | tuple[str, ...] | None], ...]:
+  """Turns config rules (lists from ml_collections) into the tuples flax expects."""
+  if rules is None:
+    return DEFAULT_RULES
+  out = []
+  for name, axes in rules:
+    if isinstance(axes, (list, tuple)):
+      axes = tuple(axes) if axes else None
+    out.append((name, axes))
+  return tuple(out)
+
+
+def logical_to_sharding(logical_specs, mesh: Mesh, rules: Rules | None = None):
+  """Maps a tree of logical PartitionSpecs to NamedShardings on `mesh`."""
+  return nn.logical_to_mesh_sharding(logical_specs, mesh, normalize_rules(rules))
+
+
+def logical_to_pspec(logical_axes: Sequence[str | None], rules: Rules | None = None) -> PartitionSpec:
+  return nn.logical_to_mesh_axes(tuple(logical_axes), normalize_rules(rules))
+
+
+def batch_sharding(mesh: Mesh, rules: Rules | None = None, ndim: int = 2) -> NamedSharding:
+  """Sharding of a [batch, length, ...] input array: batch split over the data axes."""
+  return NamedSharding(mesh, logical_to_pspec(("batch",) + (None,) * (ndim - 1), rules))
+
+
+def host_local_to_global(batch, mesh: Mesh, rules: Rules | None = None):
+  """Turns each host's slice of the batch into one global array per leaf."""
+  def to_global(x):
+    x = np.asarray(x)
+    return jax.make_array_from_process_local_data(batch_sharding(mesh, rules, x.ndim), x)
+  return jax.tree.map(to_global, batch)
+
+
+def global_to_host_local(array) -> np.ndarray:
+  """Gathers a (possibly multi-host) array to a full numpy array on every host."""
+  from jax.experimental import multihost_utils
+  if jax.process_count() == 1:
+    return np.asarray(array)
+  return np.asarray(multihost_utils.process_allgather(array, tiled=True))
+
+
+def initialize_distributed(coordinator_address: str | None = None,
+                           num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+  """Calls jax.distributed.initialize when more than one process is launched.
+
+  Arguments fall back to UNDERREP_COORDINATOR / UNDERREP_NUM_PROCESSES /
+  UNDERREP_PROCESS_ID. On Cloud TPU and SLURM, JAX discovers everything itself, so
+  `num_processes` may stay unset there (set UNDERREP_DISTRIBUTED=1 to force the call).
+  """
+  coordinator_address = coordinator_address or os.environ.get("UNDERREP_COORDINATOR")
+  if num_processes is None and os.environ.get("UNDERREP_NUM_PROCESSES"):
+    num_processes = int(os.environ["UNDERREP_NUM_PROCESSES"])
+  if process_id is None and os.environ.get("UNDERREP_PROCESS_ID"):
+    process_id = int(os.environ["UNDERREP_PROCESS_ID"])
+  forced = os.environ.get("UNDERREP_DISTRIBUTED") == "1"
+  if not forced and (num_processes is None or num_processes <= 1):
+    return
+  kwargs = {}
+  if coordinator_address:
+    kwargs["coordinator_address"] = coordinator_address
+  if num_processes is not None:
+    kwargs["num_processes"] = num_processes
+  if process_id is not None:
+    kwargs["process_id"] = process_id
+  logging.info("jax.distributed.initialize(%s)", kwargs)
+  jax.distributed.initialize(**kwargs)

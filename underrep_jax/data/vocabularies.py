@@ -1,0 +1,225 @@
+"""SeqIO vocabularies: any Hugging Face tokenizer, SentencePiece trained on our corpora,
+and the job-wide active vocabulary that all registered tasks tokenize with.
+
+Why an active vocabulary: every task is registered once, at import, but each job uses the
+tokenizer of its own model. Tasks therefore name `ACTIVE`, a proxy, and a job binds the
+model's tokenizer with `set_active(...)` before it builds datasets. Until then the proxy
+is a byte-level vocabulary, so inspecting tasks needs no tokenizer files at all.
+"""
+
+from collections.abc import Iterable
+import json
+import logging
+import os
+import pathlib
+
+import numpy as np
+import seqio
+import sentencepiece as spm
+import tensorflow as tf
+import tokenizers
+
+from underrep_jax.data import noise
+from underrep_jax.data.errors import DataError
+
+_EOS_CANDIDATES = ("</s>", "<|endoftext|>", "<eos>", "<|end_of_text|>", "[SEP]")
+_UNK_CANDIDATES = ("<unk>", "[UNK]", "<|unk|>")
+
+
+def _token_text(value) -> str | None:
+  if isinstance(value, dict):  # {"content": "</s>", ...} in tokenizer_config.json
+    return value.get("content")
+  return value
+
+
+class HFTokenizerVocabulary(seqio.Vocabulary):
+  """A seqio.Vocabulary over a Hugging Face `tokenizer.json` in a local directory.
+
+  SeqIO reserves id 0 for padding; models see padding through masks and loss weights,
+  so whatever token id 0 is in the HF vocabulary is never attended to or trained on.
+  EOS comes from `tokenizer_config.json` (or a well-known end token).
+  """
+
+  def __init__(self, path: str | os.PathLike):
+    path = pathlib.Path(path)
+    self._dir = path if path.is_dir() else path.parent
+    self._file = path / "tokenizer.json" if path.is_dir() else path
+    if not self._file.is_file():
+      raise DataError(f"{self._file}: no tokenizer.json in the model directory; copy the "
+                      "tokenizer files next to config.json (slow tokenizers are not read)")
+    self._tokenizer = tokenizers.Tokenizer.from_file(str(self._file))
+    config = self._read_json("tokenizer_config.json")
+    special = self._read_json("special_tokens_map.json")
+    self._eos_id = self._special_id(config, special, "eos_token", _EOS_CANDIDATES)
+    self._unk_id = self._special_id(config, special, "unk_token", _UNK_CANDIDATES)
+    super().__init__(extra_ids=0)
+
+  def _read_json(self, name: str) -> dict:
+    f = self._dir / name
+    return json.loads(f.read_text(encoding="utf-8")) if f.is_file() else {}
+
+  def _special_id(self, config: dict, special: dict, key: str,
+                  candidates: tuple[str, ...]) -> int | None:
+    for token in (_token_text(config.get(key)), _token_text(special.get(key)), *candidates):
+      if token is not None and self._tokenizer.token_to_id(token) is not None:
+        return self._tokenizer.token_to_id(token)
+    return None
+
+  @property
+  def tokenizer(self) -> tokenizers.Tokenizer:
+    return self._tokenizer
+
+  @property
+  def eos_id(self) -> int | None:
+    return self._eos_id
+
+  @property
+  def unk_id(self) -> int | None:
+    return self._unk_id
+
+  @property
+  def _base_vocab_size(self) -> int:
+    return self._tokenizer.get_vocab_size(with_added_tokens=True)
+
+  def _encode(self, s: str) -> list[int]:
+    return self._tokenizer.encode(s, add_special_tokens=False).ids
+
+  def _decode(self, ids) -> str:
+    ids = [int(i) for i in ids if int(i) not in (self.pad_id, self.eos_id)]
+    return self._tokenizer.decode(ids, skip_special_tokens=True)
+
+  def _encode_tf(self, s: tf.Tensor) -> tf.Tensor:
+    def encode(text: bytes) -> np.ndarray:
+      return np.asarray(self._encode(text.decode("utf-8")), dtype=np.int32)
+    ids = tf.numpy_function(encode, [s], tf.int32, stateful=False)
+    ids.set_shape([None])
+    return ids
+
+  def _decode_tf(self, ids: tf.Tensor) -> tf.Tensor:
+    def decode(batch: np.ndarray) -> np.ndarray:
+      rows = batch.reshape(-1, batch.shape[-1]) if batch.ndim else batch.reshape(1, 1)
+      texts = [self.decode(row.tolist()).encode("utf-8") for row in rows]
+      return np.asarray(texts, dtype=object).reshape(batch.shape[:-1])
+    out = tf.numpy_function(decode, [ids], tf.string, stateful=False)
+    out.set_shape(ids.shape[:-1])
+    return out
+
+  def __eq__(self, other) -> bool:
+    return isinstance(other, HFTokenizerVocabulary) and other._file == self._file
+
+  def __hash__(self) -> int:
+    return hash(str(self._file))
+
+  def __repr__(self) -> str:
+    return f"HFTokenizerVocabulary({str(self._dir)!r})"
+
+
+def train_sentencepiece(texts: Iterable[str], model_prefix: str | os.PathLike,
+                        vocab_size: int = 8000,
+                        model_type: str = "unigram") -> seqio.SentencePieceVocabulary:
+  """Trains a SentencePiece model for from-scratch models, with SeqIO's id layout.
+
+  pad=0, eos=1, unk=2 and no BOS (what SeqIO and T5-style models expect). The noise
+  blank marker is a single user-defined piece so infilled words stay one token. Training
+  is single-threaded on the texts in the given order, so the same texts give the same
+  model. `vocab_size` is an upper bound: small corpora get fewer pieces.
+  """
+  model_prefix = pathlib.Path(model_prefix)
+  model_prefix.parent.mkdir(parents=True, exist_ok=True)
+  texts = [t for t in texts if t.strip()]
+  if not texts:
+    raise DataError("train_sentencepiece: no non-empty texts to train on")
+  spm.SentencePieceTrainer.train(
+      sentence_iterator=iter(texts), model_prefix=str(model_prefix), vocab_size=vocab_size,
+      model_type=model_type, pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
+      user_defined_symbols=[noise.BLANK], character_coverage=1.0, hard_vocab_limit=False,
+      num_threads=1, shuffle_input_sentence=False, minloglevel=2)
+  logging.info("Trained SentencePiece model %s.model on %d texts", model_prefix, len(texts))
+  return seqio.SentencePieceVocabulary(str(model_prefix) + ".model")
+
+
+def load(path: str | os.PathLike) -> seqio.Vocabulary:
+  """A vocabulary from a SentencePiece `.model` file or an HF tokenizer directory/file."""
+  path = pathlib.Path(path)
+  if path.suffix == ".model" and path.is_file():
+    return seqio.SentencePieceVocabulary(str(path))
+  return HFTokenizerVocabulary(path)
+
+
+class ActiveVocabulary(seqio.Vocabulary):
+  """Forwards everything to the vocabulary the current job bound with `set_active`."""
+
+  def __init__(self, default: seqio.Vocabulary):
+    self._default = default
+    self._active = default
+    super().__init__(extra_ids=0)
+
+  @property
+  def active(self) -> seqio.Vocabulary:
+    return self._active
+
+  def bind(self, vocabulary: seqio.Vocabulary | None) -> None:
+    self._active = vocabulary if vocabulary is not None else self._default
+
+  @property
+  def bos_id(self):
+    return self._active.bos_id
+
+  @property
+  def eos_id(self):
+    return self._active.eos_id
+
+  @property
+  def unk_id(self):
+    return self._active.unk_id
+
+  @property
+  def pad_id(self):
+    return self._active.pad_id
+
+  @property
+  def extra_ids(self):
+    return self._active.extra_ids
+
+  @property
+  def vocab_size(self):
+    return self._active.vocab_size
+
+  @property
+  def _base_vocab_size(self):
+    return self._active._base_vocab_size  # pylint: disable=protected-access
+
+  def encode(self, s):
+    return self._active.encode(s)
+
+  def decode(self, ids):
+    return self._active.decode(ids)
+
+  def encode_tf(self, s):
+    return self._active.encode_tf(s)
+
+  def decode_tf(self, ids):
+    return self._active.decode_tf(ids)
+
+  def _encode(self, s):
+    return self._active.encode(s)
+
+  def _decode(self, ids):
+    return self._active.decode(ids)
+
+  def _encode_tf(self, s):
+    return self._active.encode_tf(s)
+
+  def _decode_tf(self, ids):
+    return self._active.decode_tf(ids)
+
+  def __repr__(self) -> str:
+    return f"ActiveVocabulary({self._active!r})"
+
+
+ACTIVE = ActiveVocabulary(default=seqio.ByteVocabulary())
+
+
+def set_active(vocabulary: seqio.Vocabulary | None) -> None:
+  """Binds the vocabulary every registered task tokenizes with (None: bytes)."""
+  ACTIVE.bind(vocabulary)

@@ -49,17 +49,33 @@ def parse_flags(argv: list[str]) -> list[str]:
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
-    usage_error(_first_line(str(e)))
-  except (FileNotFoundError, OSError) as e:  # config_flags raises these for a bad path
-    usage_error(_first_line(str(e)))
-  except (KeyError, AttributeError, ValueError, TypeError) as e:  # bad override values/keys
-    usage_error(_first_line(str(e)))
+    cause = e.__cause__ or e.__context__
+    if isinstance(cause, (KeyError, AttributeError)):
+      _unknown_key(cause, argv)
+    usage_error(_summary(str(e)))
+  except (KeyError, AttributeError) as e:  # ConfigDict raises these for unknown fields
+    _unknown_key(e, argv)
+  except (OSError, ValueError, TypeError) as e:
+    usage_error(_summary(str(e)))
   return []
 
 
-def _first_line(text: str) -> str:
-  text = text.strip().strip('"').strip("'")
-  return text.splitlines()[0] if text else "invalid command line"
+def _unknown_key(error: Exception, argv: list[str]) -> None:
+  """ml_collections refuses an override of a field the config does not have."""
+  key = str(error.args[0]).strip("'\"") if error.args else ""
+  given = [a.split("=", 1)[0].lstrip("-") for a in argv if a.startswith("--config.")]
+  named = [g for g in given if g.split(".")[-1] == key] or [key]
+  usage_error(f"unknown config key {named[0]!r}: the config has no such field")
+
+
+def _summary(text: str) -> str:
+  """One line from an error text; for a wrapped traceback, its head and final line."""
+  lines = [l.strip() for l in text.strip().splitlines() if l.strip()]
+  if not lines:
+    return "invalid command line"
+  if len(lines) > 1 and any(l.startswith("Traceback") for l in lines):
+    return f"{lines[0].rstrip(':')}: {lines[-1]}"
+  return lines[0]
 
 
 def main(argv: list[str]) -> None:
@@ -68,14 +84,28 @@ def main(argv: list[str]) -> None:
   config = _CONFIG.value
   if config is None:
     usage_error("--config is required, e.g. --config=configs/instructalign.py:tiny")
-  if "job" not in config:
+  try:
+    has_job = "job" in config  # config_flags reports a bad file or preset only on use
+  except Exception as e:  # pylint: disable=broad-except
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    usage_error(f"cannot load {flags.FLAGS['config'].serialize()}: "
+                f"{lines[-1] if lines else type(e).__name__}")
+  if not has_job:
     usage_error("the config has no 'job' field naming a module in underrep_jax/jobs/")
   workdir = _WORKDIR.value
   if not workdir:
     usage_error("--workdir is required")
   job = load_job(config.job)
+  if config.get("data_dir"):
+    from underrep_jax.data import sources  # plain Python: no TensorFlow at start-up
+    sources.set_data_dir(config.data_dir)
   logging.info("Running job %s in %s", config.job, workdir)
-  job.run(config, workdir)
+  from underrep_jax.data.errors import DataError
+  try:
+    job.run(config, workdir)
+  except DataError as e:  # bad or missing input data: the message says what and where
+    print(f"underrep_jax.main: data error: {e}", file=sys.stderr)
+    sys.exit(1)
 
 
 def run() -> None:

@@ -32,8 +32,8 @@ def list_names(pattern: str = "") -> tuple[list[str], list[str]]:
   return task_names, mixture_names
 
 
-def examples(name: str, split: str, num_examples: int, seed: int = 0) -> list[dict]:
-  """The first `num_examples` preprocessed examples of a task or mixture, as text."""
+def iter_examples(name: str, split: str, seed: int = 0, num_epochs: int | None = 1):
+  """Preprocessed examples of a task or mixture, decoded back to text, one dict each."""
   import seqio
   import tasks  # noqa: F401
   from underrep_jax.data import vocabularies
@@ -41,9 +41,8 @@ def examples(name: str, split: str, num_examples: int, seed: int = 0) -> list[di
   if split not in provider.splits:
     raise ValueError(f"{name} has no split {split!r}; it has {sorted(provider.splits)}")
   ds = provider.get_dataset(sequence_length=None, split=split, shuffle=False, seed=seed,
-                            num_epochs=1)
-  out = []
-  for ex in ds.take(num_examples).as_numpy_iterator():
+                            num_epochs=num_epochs)
+  for ex in ds.as_numpy_iterator():
     row = {}
     for key in ("inputs", "targets"):
       if key in ex:
@@ -55,8 +54,17 @@ def examples(name: str, split: str, num_examples: int, seed: int = 0) -> list[di
         continue
       if getattr(value, "ndim", 1) == 0:
         row[key] = value.decode() if isinstance(value, bytes) else value.item()
-    out.append(row)
-  return out
+    yield row
+
+
+def examples(name: str, split: str, num_examples: int, seed: int = 0) -> list[dict]:
+  """The first `num_examples` preprocessed examples of a task or mixture, as text."""
+  rows = []
+  for row in iter_examples(name, split, seed):
+    if len(rows) >= num_examples:
+      break
+    rows.append(row)
+  return rows
 
 
 def print_examples(rows: list[dict], stream=sys.stdout) -> None:

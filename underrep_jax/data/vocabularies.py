@@ -89,7 +89,8 @@ class HFTokenizerVocabulary(seqio.Vocabulary):
     return self._tokenizer.decode(ids, skip_special_tokens=True)
 
   def _encode_tf(self, s: tf.Tensor) -> tf.Tensor:
-    def encode(text: bytes) -> np.ndarray:
+    def encode(text) -> np.ndarray:
+      text = text.item() if isinstance(text, np.ndarray) else text  # eager: 0-d array
       return np.asarray(self._encode(text.decode("utf-8")), dtype=np.int32)
     ids = tf.numpy_function(encode, [s], tf.int32, stateful=False)
     ids.set_shape([None])
@@ -120,7 +121,9 @@ def train_sentencepiece(texts: Iterable[str], model_prefix: str | os.PathLike,
   """Trains a SentencePiece model for from-scratch models, with SeqIO's id layout.
 
   pad=0, eos=1, unk=2 and no BOS (what SeqIO and T5-style models expect). The noise
-  blank marker is a single user-defined piece so infilled words stay one token. Training
+  blank marker and the newline are user-defined pieces, so infilled words stay one token
+  and prompts keep their line breaks (plain NFKC, not the NMT rule that maps newlines
+  to spaces). Training
   is single-threaded on the texts in the given order, so the same texts give the same
   model. `vocab_size` is an upper bound: small corpora get fewer pieces.
   """
@@ -132,7 +135,8 @@ def train_sentencepiece(texts: Iterable[str], model_prefix: str | os.PathLike,
   spm.SentencePieceTrainer.train(
       sentence_iterator=iter(texts), model_prefix=str(model_prefix), vocab_size=vocab_size,
       model_type=model_type, pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
-      user_defined_symbols=[noise.BLANK], character_coverage=1.0, hard_vocab_limit=False,
+      user_defined_symbols=[noise.BLANK, "\n"], normalization_rule_name="nfkc",
+      remove_extra_whitespaces=False, character_coverage=1.0, hard_vocab_limit=False,
       num_threads=1, shuffle_input_sentence=False, minloglevel=2)
   logging.info("Trained SentencePiece model %s.model on %d texts", model_prefix, len(texts))
   return seqio.SentencePieceVocabulary(str(model_prefix) + ".model")

@@ -1,0 +1,54 @@
+"""The launcher: bad command lines are one-line errors with exit code 2; jobs run."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _run(*args, timeout=600):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  return subprocess.run([sys.executable, "-m", "underrep_jax.main", *args], cwd=REPO,
+                        capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _assert_usage_error(result, *words):
+  assert result.returncode == 2, result.stderr
+  lines = [l for l in result.stderr.splitlines() if l.startswith("underrep_jax.main: error")]
+  assert len(lines) == 1, result.stderr
+  assert "Traceback" not in result.stderr
+  for word in words:
+    assert word in lines[0], lines[0]
+
+
+def test_missing_config_file(tmp_path):
+  _assert_usage_error(_run("--config=configs/does_not_exist.py", f"--workdir={tmp_path}"),
+                      "does_not_exist.py")
+
+
+def test_unknown_override_key(tmp_path):
+  _assert_usage_error(_run("--config=configs/inspect_data.py", f"--workdir={tmp_path}",
+                           "--config.data.no_such_key=3"), "no_such_key")
+
+
+def test_unknown_job(tmp_path):
+  _assert_usage_error(_run("--config=configs/inspect_data.py", f"--workdir={tmp_path}",
+                           "--config.job=nope"), "nope", "inspect_data")
+
+
+def test_missing_workdir():
+  _assert_usage_error(_run("--config=configs/inspect_data.py"), "--workdir")
+
+
+def test_inspect_job_writes_summary(tmp_path):
+  result = _run("--config=configs/inspect_data.py:eval", f"--workdir={tmp_path}",
+                "--config.data.num_examples=20", "--config.data.vocab=bytes")
+  assert result.returncode == 0, result.stderr[-3000:]
+  summary = json.loads((tmp_path / "data_summary.json").read_text())
+  assert summary["mixture"] == "nusax_senti" and summary["examples"] == 20
+  assert summary["targets_tokens"]["max"] >= summary["targets_tokens"]["mean"] > 1
+  rows = [json.loads(l) for l in (tmp_path / "examples.jsonl").read_text().splitlines()]
+  assert len(rows) == 20 and all(r["targets"].strip() for r in rows)

@@ -9,6 +9,7 @@ unknown job) end with one line on stderr and exit code 2, never a traceback.
 """
 
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -96,6 +97,9 @@ def main(argv: list[str]) -> None:
   if not workdir:
     usage_error("--workdir is required")
   job = load_job(config.job)
+  if os.environ.get("UNDERREP_DISTRIBUTED") or os.environ.get("UNDERREP_NUM_PROCESSES"):
+    from underrep_jax import parallel  # multi-host: join the other processes first
+    parallel.initialize_distributed()
   if config.get("data_dir"):
     from underrep_jax.data import sources  # plain Python: no TensorFlow at start-up
     sources.set_data_dir(config.data_dir)

@@ -86,3 +86,21 @@ def test_active_vocabulary_switches_what_tasks_tokenize_with(hf_dir):
   assert as_bpe[-1] == hf.eos_id and as_bpe[:-1] == hf.encode(as_bpe and hf.decode(as_bpe[:-1]))
   assert as_bpe != as_bytes
   assert isinstance(vocabularies.ACTIVE.active, seqio.ByteVocabulary)
+
+
+def test_sentencepiece_exports_an_identical_hf_tokenizer(tmp_path):
+  import transformers
+  texts = [r["text"] + "\nQ: ___ yes" for r in readers.nusax_sentiment("sun", "train")]
+  spm_vocab = vocabularies.train_sentencepiece(texts, tmp_path / "spm", vocab_size=1000)
+  vocabularies.sentencepiece_to_hf(spm_vocab, tmp_path / "hf")
+  hf = vocabularies.HFTokenizerVocabulary(tmp_path / "hf")
+  assert (hf.eos_id, hf.unk_id) == (spm_vocab.eos_id, spm_vocab.unk_id)
+  held_out = [r["text"] for r in readers.nusax_sentiment("jav", "test")] + SENTENCES
+  for text in texts[:200] + held_out:
+    ids = spm_vocab.encode(text)
+    assert hf.encode(text) == ids, text
+    if spm_vocab.unk_id not in ids:  # unknown pieces decode as " ⁇ " in SentencePiece only
+      assert hf.decode(ids) == spm_vocab.decode(ids) == text
+  fast = transformers.PreTrainedTokenizerFast.from_pretrained(str(tmp_path / "hf"))
+  assert fast.eos_token == "</s>" and fast.pad_token_id == 0
+  assert fast(SENTENCES[3], add_special_tokens=False)["input_ids"] == spm_vocab.encode(SENTENCES[3])

@@ -142,6 +142,39 @@ def train_sentencepiece(texts: Iterable[str], model_prefix: str | os.PathLike,
   return seqio.SentencePieceVocabulary(str(model_prefix) + ".model")
 
 
+def sentencepiece_to_hf(vocabulary: seqio.SentencePieceVocabulary,
+                        out_dir: str | os.PathLike) -> pathlib.Path:
+  """Writes a `tokenizer.json` that tokenizes exactly like a `train_sentencepiece` model.
+
+  Exported checkpoints carry it, so transformers and every tool of this project load the
+  from-scratch model's tokenizer like any Hugging Face one. The Unigram pieces and scores
+  are copied; normalisation (NFKC, spaces to "▁", a dummy prefix) and the user-defined
+  pieces (blank marker, newline) follow the SentencePiece model's own settings.
+  """
+  sp = vocabulary.tokenizer
+  pieces = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
+  tok = tokenizers.Tokenizer(tokenizers.models.Unigram(pieces, unk_id=sp.unk_id(),
+                                                       byte_fallback=False))
+  tok.normalizer = tokenizers.normalizers.Sequence([
+      tokenizers.normalizers.NFKC(), tokenizers.normalizers.Replace(" ", "▁")])
+  tok.pre_tokenizer = tokenizers.pre_tokenizers.Metaspace(replacement="▁",
+                                                          prepend_scheme="first", split=False)
+  tok.decoder = tokenizers.decoders.Metaspace(replacement="▁", prepend_scheme="first",
+                                              split=False)
+  specials = {"pad_token": sp.pad_id(), "eos_token": sp.eos_id(), "unk_token": sp.unk_id()}
+  tok.add_special_tokens([tokenizers.AddedToken(sp.id_to_piece(i), special=True)
+                          for i in sorted(specials.values())])
+  tok.add_tokens([tokenizers.AddedToken(piece, normalized=False)
+                  for piece in (noise.BLANK, "\n")])
+  out_dir = pathlib.Path(out_dir)
+  out_dir.mkdir(parents=True, exist_ok=True)
+  tok.save(str(out_dir / "tokenizer.json"))
+  config = {name: sp.id_to_piece(i) for name, i in specials.items()}
+  config["tokenizer_class"] = "PreTrainedTokenizerFast"
+  (out_dir / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+  return out_dir / "tokenizer.json"
+
+
 def load(path: str | os.PathLike) -> seqio.Vocabulary:
   """A vocabulary from a SentencePiece `.model` file or an HF tokenizer directory/file."""
   path = pathlib.Path(path)

@@ -9,6 +9,7 @@ unknown job) end with one line on stderr and exit code 2, never a traceback.
 """
 
 import importlib
+import logging as pylogging
 import os
 import pkgutil
 import sys
@@ -79,7 +80,21 @@ def _summary(text: str) -> str:
   return lines[0]
 
 
+class _QuietLibraries(pylogging.Filter):
+  """Keeps the console readable: libraries' INFO chatter (Orbax writes a dozen lines per
+  checkpoint) is dropped; their warnings and errors, and all of our own logs, stay."""
+
+  NOISY = ("/orbax/", "/seqio/", "/tensorstore/", "/etils/", "/jax/_src/")
+
+  def filter(self, record: pylogging.LogRecord) -> bool:
+    if record.levelno >= pylogging.WARNING:
+      return not (record.levelno == pylogging.WARNING and "uncached FunctionDataset"
+                  in record.getMessage())
+    return not any(part in record.pathname for part in self.NOISY)
+
+
 def main(argv: list[str]) -> None:
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   if len(argv) > 1:
     usage_error(f"unexpected arguments: {' '.join(argv[1:])}")
   config = _CONFIG.value

@@ -14,7 +14,7 @@ from absl import logging
 import flax.linen as nn
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 MESH_AXES = ("data", "fsdp", "tensor")
 
@@ -58,9 +58,13 @@ def make_mesh(shape: Sequence[int] = (-1, 1, 1), axis_names: Sequence[str] = MES
   """Builds a mesh over all (or the given) devices; -1 in `shape` means "the rest"."""
   devices = list(devices) if devices is not None else jax.devices()
   shape = resolve_mesh_shape(shape, len(devices))
+  # Auto axes: the compiler propagates shardings from the logical-axis constraints. With
+  # jax's default Explicit axes every sharded gather or einsum would have to name its
+  # output sharding.
+  axis_types = (AxisType.Auto,) * len(shape)
   if devices == jax.devices():
-    return jax.make_mesh(shape, tuple(axis_names), devices=devices)
-  return Mesh(np.asarray(devices).reshape(shape), tuple(axis_names))
+    return jax.make_mesh(shape, tuple(axis_names), devices=devices, axis_types=axis_types)
+  return Mesh(np.asarray(devices).reshape(shape), tuple(axis_names), axis_types=axis_types)
 
 
 def normalize_rules(rules: Rules | None) -> tuple[tuple[str, str | tuple[str, ...] | None], ...]:

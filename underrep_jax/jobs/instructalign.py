@@ -1,0 +1,137 @@
+"""Job: InstructAlign continual instruction tuning (configs/instructalign.py).
+
+The method-specific part is small: choose the alignment mixture (plus replay), bind the
+model's tokenizer, and hand the shared training loop a model, a token loss and a batch
+factory. Everything else (sharding, checkpoints, resume, metrics) is the loop's.
+"""
+
+import json
+import pathlib
+
+from absl import logging
+import flax.linen as nn
+import jax
+import ml_collections
+import seqio
+
+import tasks
+from underrep_jax import models
+from underrep_jax import parallel
+from underrep_jax.data import corpus_vocab
+from underrep_jax.data import input_pipeline
+from underrep_jax.data import vocabularies
+from underrep_jax.models import hf
+from underrep_jax.train import loop
+from underrep_jax.train import losses
+from underrep_jax.train import metrics as metrics_lib
+
+ENCODER_DECODER_FAMILIES = ("t5",)
+
+
+def mixture_name(data: ml_collections.ConfigDict) -> str:
+  """Registers (once) and names the alignment mixture, with replay mixed in if asked."""
+  languages = [c.strip() for c in data.languages.split(",") if c.strip()] or None
+  name = tasks.instructalign.alignment_mixture(
+      data.objective_set, data.corpus, data.pivot or None, languages, data.xss_negatives)
+  if data.replay:
+    name = tasks.replay.with_replay(name, data.replay, num_examples=data.replay_examples or None,
+                                    rate=data.replay_rate or None)
+  return name
+
+
+def _vocabulary(config, mixture: str, workdir: pathlib.Path):
+  spec = config.data.vocab
+  if spec == "model":
+    if not config.model.path:
+      raise ValueError("config.data.vocab='model' needs config.model.path; from-scratch "
+                       "models use vocab='sentencepiece'")
+    spec = config.model.path
+  return corpus_vocab.resolve(spec, mixture, workdir / "vocab", config.data.vocab_size)
+
+
+def _module(config, vocab):
+  """The Flax module: the checkpoint's architecture, or `family` built from `scratch`."""
+  m = config.model
+  if m.path:
+    return hf.build_module(m.path, dtype=m.dtype, param_dtype=m.param_dtype, remat=m.remat)
+  fields = dict(m.scratch.to_dict(), vocab_size=int(vocab.vocab_size))
+  return models.build(m.family, fields, dtype=m.dtype, param_dtype=m.param_dtype, remat=m.remat)
+
+
+def _flops_per_token(module, params_count: int, sequence_length: int) -> float:
+  cfg = module.config
+  return metrics_lib.transformer_flops_per_token(params_count, cfg.num_layers, cfg.hidden_size,
+                                                 sequence_length)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> None:
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  mixture = mixture_name(config.data)
+  vocab = _vocabulary(config, mixture, workdir)
+  vocabularies.set_active(vocab)
+  module = _module(config, vocab)
+  family = models.registry.family_of(module).name
+  architecture = (input_pipeline.ENCODER_DECODER if family in ENCODER_DECODER_FAMILIES
+                  else input_pipeline.DECODER_ONLY)
+  logging.info("InstructAlign on %s (%s, loss on %s), vocabulary %r", mixture, family,
+               config.train.loss_on, vocab)
+
+  input_config = input_pipeline.InputConfig(
+      mixture=mixture, split=config.data.split, inputs_length=config.data.inputs_length,
+      targets_length=config.data.targets_length, global_batch_size=config.train.batch_size,
+      architecture=architecture, pack=config.data.pack, loss_on=config.train.loss_on,
+      seed=config.data.seed)
+
+  def make_batches(start: int):
+    return input_pipeline.batches(input_config, start, jax.process_index(), jax.process_count())
+
+  adapter = (losses.encoder_decoder_adapter(module)
+             if architecture == input_pipeline.ENCODER_DECODER
+             else losses.decoder_only_adapter(module))
+  loss_fn = losses.token_loss(adapter, loss_on=config.train.loss_on)
+  init_params = models.make_init_fn(module)
+  mesh = loop.auto_mesh(parallel.make_mesh(tuple(config.mesh.shape)))
+  rules = config.mesh.get("rules")
+
+  load_params = None
+  if config.model.path:
+    def load_params(param_shardings):
+      del param_shardings  # hf.load places every tensor by the same mesh and rules
+      return hf.load(config.model.path, dtype=config.model.dtype,
+                     param_dtype=config.model.param_dtype, mesh=mesh, rules=rules,
+                     remat=config.model.remat).params
+
+  abstract = jax.eval_shape(init_params, jax.random.PRNGKey(0))
+  params_count = sum(x.size for x in jax.tree.leaves(nn.unbox(abstract)))
+  length = config.data.inputs_length + config.data.targets_length
+  result = loop.train(config, str(workdir), init_params=init_params, loss_fn=loss_fn,
+                      make_batches=make_batches,
+                      flops_per_token=_flops_per_token(module, params_count, length),
+                      load_params=load_params)
+  summary = {"mixture": mixture, "family": family, "parameters": int(params_count),
+             "loss_on": config.train.loss_on, "step": result.step,
+             "preempted": result.preempted, "last_metrics": result.last_metrics}
+  if config.export and not result.preempted and jax.process_index() == 0:
+    summary["export"] = str(export(config, module, result.state.params, vocab,
+                                   workdir / "export"))
+  (workdir / "instructalign_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+  logging.info("Done: %s", summary)
+
+
+def export(config, module, params, vocab, out_dir: pathlib.Path) -> pathlib.Path:
+  """Writes the trained model in the Hugging Face layout, tokenizer included."""
+  like = None
+  if config.model.path:  # carry the checkpoint's config.json fields and tokenizer files
+    source = pathlib.Path(config.model.path)
+    like = hf.PretrainedModel(family=models.registry.family_of(module).name,
+                              config=module.config, module=module, params=None,
+                              hf_config=hf.read_config(source), source=source)
+  model = hf.from_params(module, nn.unbox(params), like=like)
+  if not config.model.path:  # ids of the SentencePiece vocabulary trained for this run
+    model.hf_config.update(bos_token_id=vocab.eos_id, eos_token_id=vocab.eos_id,
+                           pad_token_id=vocab.pad_id, unk_token_id=vocab.unk_id)
+  path = hf.save(model, out_dir)
+  if isinstance(vocab, seqio.SentencePieceVocabulary):
+    vocabularies.sentencepiece_to_hf(vocab, out_dir)
+  return path

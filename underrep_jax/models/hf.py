@@ -1,0 +1,366 @@
+"""Hugging Face checkpoints in and out: config.json + safetensors <-> Flax params.
+
+Each family declares a table `config.param_table()` of (HF tensor name, our param path,
+transform). The transforms are:
+  same     the tensor as is (embeddings, norms, 1-D biases);
+  flat     a 1-D HF bias reshaped to our [heads, head_dim] (and back);
+  linear   an HF nn.Linear weight [out, in]: transposed to [in, out], then the out axis
+           split as our kernel needs (e.g. [embed, heads, head_dim]);
+  linear2  the same for kernels with two input axes ([heads, head_dim, embed]).
+Loading places each tensor straight onto its sharding, one tensor at a time, so reading
+an N-byte checkpoint needs about N bytes plus the largest tensor, not 2N.
+
+Nothing here loads pickles (.bin/.pt) or runs remote code (`auto_map`).
+"""
+
+import dataclasses
+import functools
+import json
+import math
+import pathlib
+import shutil
+from collections.abc import Mapping
+from typing import Any
+
+from absl import logging
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+from safetensors import safe_open
+from safetensors.numpy import save_file
+
+from underrep_jax import parallel
+from underrep_jax.models import initialize
+from underrep_jax.models import registry
+
+SAFETENSORS = "model.safetensors"
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".msgpack", ".h5")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt",
+                   "sentencepiece.bpe.model", "spiece.model", "tokenizer.model",
+                   "generation_config.json", "chat_template.jinja")
+# Names a family's HF tensors may carry in front of the table's (canonical) names.
+PREFIX_VARIANTS = {"bloom": ("transformer.", ""), "bert": ("", "bert.", "roberta."),
+                   "llama": ("",), "xglm": ("",), "t5": ("",)}
+
+
+class CheckpointError(ValueError):
+  """A checkpoint directory this module refuses or cannot read."""
+
+
+# ---------------------------------------------------------------------------------------
+# Transforms between HF tensors and our parameters.
+
+
+def _in_dims(transform: str) -> int:
+  return {"linear": 1, "linear2": 2}[transform]
+
+
+def to_ours(tensor: np.ndarray, shape: tuple[int, ...], transform: str, name: str) -> np.ndarray:
+  if transform == "same":
+    out = tensor
+  elif transform == "flat":
+    out = tensor.reshape(shape) if tensor.size == math.prod(shape) else tensor
+  else:
+    fan_in = math.prod(shape[:_in_dims(transform)])
+    if tensor.ndim != 2 or tensor.shape[1] != fan_in or tensor.size != math.prod(shape):
+      raise CheckpointError(f"{name}: HF shape {tensor.shape} does not fit our {shape}")
+    out = tensor.T.reshape(shape)
+  if out.shape != tuple(shape):
+    raise CheckpointError(f"{name}: HF shape {tensor.shape} does not fit our {shape}")
+  return out
+
+
+def to_hf(param: np.ndarray, transform: str) -> np.ndarray:
+  if transform == "same":
+    return param
+  if transform == "flat":
+    return param.reshape(-1)
+  fan_in = math.prod(param.shape[:_in_dims(transform)])
+  return np.ascontiguousarray(param.reshape(fan_in, -1).T)
+
+
+def _get(tree, path: str):
+  for key in path.split("/"):
+    tree = tree[key]
+  return tree
+
+
+def _set(tree: dict, path: str, value) -> None:
+  *parents, leaf = path.split("/")
+  for key in parents:
+    tree = tree.setdefault(key, {})
+  tree[leaf] = value
+
+
+def _paths(tree, prefix: str = "") -> list[str]:
+  if isinstance(tree, Mapping):
+    return [p for k, v in tree.items() for p in _paths(v, f"{prefix}{k}/")]
+  return [prefix[:-1]]
+
+
+# ---------------------------------------------------------------------------------------
+# Reading a checkpoint directory.
+
+
+def read_config(path: pathlib.Path) -> dict[str, Any]:
+  config_file = path / "config.json"
+  if not config_file.is_file():
+    raise CheckpointError(f"{path}: no config.json")
+  config = json.loads(config_file.read_text())
+  if config.get("auto_map") or config.get("trust_remote_code"):
+    raise CheckpointError(
+        f"{config_file}: the config asks for remote code (auto_map={config.get('auto_map')}); "
+        "running code from a checkpoint is not allowed")
+  if "model_type" not in config:
+    raise CheckpointError(f"{config_file}: no 'model_type'")
+  return config
+
+
+def weight_files(path: pathlib.Path) -> dict[str, pathlib.Path]:
+  """HF tensor name -> safetensors file holding it (single file or sharded with an index)."""
+  index = path / SAFETENSORS_INDEX
+  if index.is_file():
+    weight_map = json.loads(index.read_text())["weight_map"]
+    return {name: path / file for name, file in weight_map.items()}
+  single = path / SAFETENSORS
+  if single.is_file():
+    with safe_open(single, framework="numpy") as f:
+      return {name: single for name in f.keys()}
+  pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+  if pickles:
+    raise CheckpointError(
+        f"{path / pickles[0]}: pickled checkpoints are refused (they can run arbitrary code); "
+        "convert it to safetensors first")
+  raise CheckpointError(f"{path}: no {SAFETENSORS} or {SAFETENSORS_INDEX}")
+
+
+def _resolve_prefix(family: str, table, available) -> str:
+  """Which of the family's name prefixes this checkpoint uses (e.g. 'bert.' or none)."""
+  canonical, *_ = PREFIX_VARIANTS[family]
+  first = table[0][0][len(canonical):]
+  for prefix in PREFIX_VARIANTS[family]:
+    if prefix + first in available:
+      return prefix
+  raise CheckpointError(f"checkpoint has no tensor {first!r} (nor with the prefixes "
+                        f"{PREFIX_VARIANTS[family]}); is it a {family} model?")
+
+
+def _read_tensor(file: pathlib.Path, name: str) -> np.ndarray:
+  # The file is opened per tensor: its memory map is dropped as soon as the tensor is
+  # copied out, so mapped pages never add up to a second copy of the checkpoint.
+  with safe_open(file, framework="numpy") as f:
+    return f.get_tensor(name)
+
+
+# ---------------------------------------------------------------------------------------
+# The loaded model.
+
+
+@dataclasses.dataclass
+class PretrainedModel:
+  """A family module with its parameters, config and (lazily) tokenizer.
+
+  `module` is the Flax module; `params` the (possibly sharded) parameter tree;
+  `config` the family config; `hf_config` the HF config.json it came from (or would go to).
+  """
+  family: str
+  config: Any
+  module: nn.Module
+  params: Any
+  hf_config: dict[str, Any]
+  source: pathlib.Path | None = None
+  mesh: Mesh | None = None
+  rules: Any = None
+
+  @functools.cached_property
+  def kind(self) -> str:
+    return registry.get_family(self.family).kind
+
+  @functools.cached_property
+  def tokenizer(self):
+    """`tokenizers.Tokenizer` from tokenizer.json next to the weights."""
+    import tokenizers
+    file = self.source / "tokenizer.json" if self.source is not None else None
+    if file is None or not file.is_file():
+      raise FileNotFoundError(f"{self.source}: no tokenizer.json, so this model has no tokenizer "
+                              "(only fast tokenizers saved as tokenizer.json are supported)")
+    return tokenizers.Tokenizer.from_file(str(file))
+
+  def _run(self, fn, *args):
+    """Calls `fn(params, *args)` jitted, with the mesh and rules (if any) in context."""
+    args = [None if a is None else jnp.asarray(a) for a in args]
+    if self.mesh is None:
+      return fn(self.params, *args)
+    with jax.set_mesh(self.mesh), nn.logical_axis_rules(parallel.normalize_rules(self.rules)):
+      return fn(self.params, *args)
+
+  @functools.cached_property
+  def _logits_fn(self):
+    if self.kind == "decoder":
+      return jax.jit(lambda p, ids, mask: self.module.apply({"params": p}, ids, attention_mask=mask))
+    if self.kind == "encoder_decoder":
+      return jax.jit(lambda p, ids, mask, dec: self.module.apply(
+          {"params": p}, ids, dec, encoder_mask=mask))
+    raise TypeError(f"{self.family} is an encoder: use hidden_states or embed")
+
+  @functools.cached_property
+  def _hidden_fn(self):
+    if self.kind != "encoder":
+      raise TypeError(f"{self.family} is not an encoder: use logits")
+    return jax.jit(lambda p, ids, mask, types: self.module.apply(
+        {"params": p}, ids, attention_mask=mask, token_type_ids=types)[0])
+
+  def logits(self, input_ids, attention_mask=None, decoder_input_ids=None) -> jax.Array:
+    """[B, T, V] for decoders; [B, T_dec, V] for encoder-decoders (needs decoder_input_ids)."""
+    if self.kind == "encoder_decoder":
+      if decoder_input_ids is None:
+        raise ValueError(f"{self.family} is an encoder-decoder: pass decoder_input_ids")
+      return self._run(self._logits_fn, input_ids, attention_mask, decoder_input_ids)
+    return self._run(self._logits_fn, input_ids, attention_mask)
+
+  def hidden_states(self, input_ids, attention_mask=None, token_type_ids=None) -> jax.Array:
+    """Encoders: last-layer hidden states [B, T, D]."""
+    return self._run(self._hidden_fn, input_ids, attention_mask, token_type_ids)
+
+  def embed(self, input_ids, attention_mask=None, token_type_ids=None,
+            normalize: bool = False) -> jax.Array:
+    """Encoders: mean of the hidden states over real tokens [B, D] (optionally L2-normalised)."""
+    hidden = self.hidden_states(input_ids, attention_mask, token_type_ids).astype(jnp.float32)
+    mask = (jnp.ones(hidden.shape[:2]) if attention_mask is None
+            else jnp.asarray(attention_mask)).astype(jnp.float32)[..., None]
+    pooled = jnp.sum(hidden * mask, axis=1) / jnp.maximum(jnp.sum(mask, axis=1), 1e-9)
+    if normalize:
+      pooled = pooled / jnp.maximum(jnp.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
+    return pooled
+
+
+def build_module(path, dtype="float32", param_dtype=None, remat: bool | None = None) -> nn.Module:
+  """The Flax module of an HF checkpoint directory, built without reading its weights.
+
+  Training jobs use it to set up sharded state before (or instead of, on resume) loading.
+  """
+  path = pathlib.Path(path)
+  hf_config = read_config(path)
+  family = registry.family_for_model_type(hf_config["model_type"])
+  module = registry.build(family.name, hf_config, dtype=dtype,
+                          param_dtype=param_dtype or dtype, remat=remat)
+  if hasattr(module.config, "match_checkpoint"):
+    module = module.clone(config=module.config.match_checkpoint(weight_files(path)))
+  return module
+
+
+def load(path, dtype="float32", param_dtype=None, mesh: Mesh | None = None, rules=None,
+         remat: bool | None = None) -> PretrainedModel:
+  """Loads an HF directory (config.json + safetensors) into a `PretrainedModel`.
+
+  `dtype` is the compute dtype, `param_dtype` the stored one (default: `dtype`). With a
+  `mesh`, each parameter lands in the sharding its logical names get from `rules`
+  (default parallel.DEFAULT_RULES); without one, on the first device.
+  """
+  path = pathlib.Path(path)
+  mesh = None if mesh is None else initialize.auto_mesh(mesh)
+  hf_config = read_config(path)
+  family = registry.family_for_model_type(hf_config["model_type"])
+  module = build_module(path, dtype, param_dtype, remat)
+  files = weight_files(path)
+  abstract, shardings = initialize.param_shardings(module, mesh, rules)
+  abstract = nn.unbox(abstract)
+  table = module.config.param_table()
+  prefix = _resolve_prefix(family.name, table, files)
+  canonical = PREFIX_VARIANTS[family.name][0]
+
+  params: dict = {}
+  used = set()
+  for hf_name, our_path, transform in table:
+    name = prefix + hf_name[len(canonical):]
+    if name not in files:
+      raise CheckpointError(f"{path}: missing tensor {name!r} (for {our_path})")
+    target = _get(abstract, our_path)
+    value = to_ours(_read_tensor(files[name], name), target.shape, transform, name)
+    value = value.astype(target.dtype)
+    _set(params, our_path, jax.make_array_from_callback(
+        target.shape, _get(shardings, our_path), lambda index, v=value: v[index]))
+    used.add(name)
+  missing = sorted(set(_paths(abstract)) - set(_paths(params)))
+  if missing:
+    raise CheckpointError(f"{path}: no checkpoint tensor maps to {missing}")
+  unused = sorted(set(files) - used)
+  if unused:
+    logging.info("%s: ignoring %d checkpoint tensors: %s", path, len(unused), unused[:10])
+  return PretrainedModel(family=family.name, config=module.config, module=module, params=params,
+                         hf_config=hf_config, source=path, mesh=mesh, rules=rules)
+
+
+def from_params(module: nn.Module, params, like: PretrainedModel | None = None,
+                mesh: Mesh | None = None, rules=None) -> PretrainedModel:
+  """Wraps a module and its (e.g. trained or freshly initialised) params for `save`.
+
+  `like`: the model it was loaded from, whose config.json fields and tokenizer files are
+  carried over.
+  """
+  family = registry.family_of(module)
+  mesh = None if mesh is None else initialize.auto_mesh(mesh)
+  return PretrainedModel(family=family.name, config=module.config, module=module, params=params,
+                         hf_config=dict(like.hf_config) if like else {},
+                         source=like.source if like else None, mesh=mesh, rules=rules)
+
+
+# ---------------------------------------------------------------------------------------
+# Writing a checkpoint directory.
+
+
+def _dtype_name(params) -> str:
+  dtypes = {str(jnp.dtype(x.dtype)) for x in jax.tree.leaves(params)}
+  return "bfloat16" if dtypes == {"bfloat16"} else "float32"
+
+
+def save(model: PretrainedModel, out_dir, max_shard_bytes: int = 2 * 1024 ** 3) -> pathlib.Path:
+  """Writes config.json + safetensors + the source's tokenizer files, loadable by transformers.
+
+  Above `max_shard_bytes` the weights are split into shards with an index; each shard is
+  gathered, written and dropped before the next, so the host holds one shard at a time.
+  """
+  out = pathlib.Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  shards: list[list[tuple[str, str, str]]] = [[]]
+  shard_bytes = total = 0
+  for hf_name, our_path, transform in model.config.param_table():
+    param = _get(model.params, our_path)
+    nbytes = param.size * jnp.dtype(param.dtype).itemsize
+    if shards[-1] and shard_bytes + nbytes > max_shard_bytes:
+      shards.append([])
+      shard_bytes = 0
+    shards[-1].append((hf_name, our_path, transform))
+    shard_bytes += nbytes
+    total += nbytes
+  writer = jax.process_index() == 0
+  if writer:
+    for stale in [out / SAFETENSORS, out / SAFETENSORS_INDEX, *out.glob("model-*-of-*.safetensors")]:
+      stale.unlink(missing_ok=True)
+  weight_map = {}
+  for i, entries in enumerate(shards):
+    file = SAFETENSORS if len(shards) == 1 else f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+    tensors = {hf_name: to_hf(parallel.global_to_host_local(_get(model.params, our_path)), transform)
+               for hf_name, our_path, transform in entries}
+    if writer:
+      save_file(tensors, out / file, metadata={"format": "pt"})
+    weight_map.update({name: file for name in tensors})
+    del tensors
+  if not writer:
+    return out
+  if len(shards) > 1:
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (out / SAFETENSORS_INDEX).write_text(json.dumps(index, indent=2) + "\n")
+  config = {k: v for k, v in model.hf_config.items() if k not in ("auto_map", "_name_or_path")}
+  config.update(model.config.to_hf())
+  config["dtype"] = _dtype_name(model.params)
+  (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+  if model.source is not None and model.source.resolve() != out.resolve():
+    for name in TOKENIZER_FILES:
+      if (model.source / name).is_file():
+        shutil.copyfile(model.source / name, out / name)
+  return out

@@ -1,0 +1,423 @@
+"""Building blocks shared by every model family.
+
+Parameters carry logical axis names ('embed', 'mlp', 'heads', 'kv_heads', 'kv', 'vocab',
+'norm', 'relpos_buckets'); the rules that map them onto a mesh live in parallel.py and the
+configs, never here. Activations are constrained with the same names; without rules in
+context (`nn.logical_axis_rules`) the constraints are no-ops.
+
+Attention works in the [batch, length, heads, head_dim] layout that
+`jax.nn.dot_product_attention` takes, so no transposes are needed around it.
+"""
+
+from collections.abc import Sequence
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+DType = Any
+Array = jax.Array
+
+# Activation layouts.
+BLE = ("batch", "length", "embed")
+BLM = ("batch", "length", "mlp")
+BLHK = ("batch", "length", "heads", "kv")
+BLV = ("batch", "length", "vocab")
+
+
+def constrain(x: Array, axes: Sequence[str | None]) -> Array:
+  return nn.with_logical_constraint(x, tuple(axes))
+
+
+def normal_init(stddev: float):
+  return nn.initializers.normal(stddev=stddev)
+
+
+ACTIVATIONS = {
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
+    "gelu_pytorch_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+    "gelu_fast": lambda x: jax.nn.gelu(x, approximate=True),
+    "relu": jax.nn.relu,
+    "silu": jax.nn.silu,
+    "swish": jax.nn.silu,
+}
+
+
+def activation(name: str):
+  if name not in ACTIVATIONS:
+    raise ValueError(f"unsupported activation {name!r}; known: {sorted(ACTIVATIONS)}")
+  return ACTIVATIONS[name]
+
+
+class Dense(nn.Module):
+  """A linear map contracting the last `in_dims` input axes into `features`.
+
+  The kernel has shape input.shape[-in_dims:] + features, so attention projections keep
+  separate heads/head_dim axes (each with its own logical name) and HF [out, in] weights
+  map to it by a transpose and a reshape.
+  """
+  features: tuple[int, ...]
+  axes: tuple[str | None, ...]
+  in_dims: int = 1
+  use_bias: bool = True
+  dtype: DType = jnp.float32
+  param_dtype: DType = jnp.float32
+  kernel_init: Any = normal_init(0.02)
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    in_shape = x.shape[-self.in_dims:]
+    kernel = self.param("kernel", nn.with_logical_partitioning(self.kernel_init, self.axes),
+                        tuple(in_shape) + tuple(self.features), self.param_dtype)
+    x_axes = tuple(range(x.ndim - self.in_dims, x.ndim))
+    y = jax.lax.dot_general(x.astype(self.dtype), kernel.astype(self.dtype),
+                            ((x_axes, tuple(range(self.in_dims))), ((), ())))
+    if self.use_bias:
+      bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros,
+                                                             self.axes[self.in_dims:]),
+                        tuple(self.features), self.param_dtype)
+      y = y + bias.astype(self.dtype)
+    return y
+
+
+class Norm(nn.Module):
+  """LayerNorm (mean and variance, optional bias) or RMSNorm (`rms=True`), in float32."""
+  epsilon: float = 1e-5
+  rms: bool = False
+  use_bias: bool = True
+  dtype: DType = jnp.float32
+  param_dtype: DType = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    features = x.shape[-1]
+    h = x.astype(jnp.float32)
+    if not self.rms:
+      h = h - jnp.mean(h, axis=-1, keepdims=True)
+    h = h * jax.lax.rsqrt(jnp.mean(jnp.square(h), axis=-1, keepdims=True) + self.epsilon)
+    scale = self.param("scale", nn.with_logical_partitioning(nn.initializers.ones, ("norm",)),
+                       (features,), self.param_dtype)
+    h = h.astype(self.dtype) * scale.astype(self.dtype)
+    if self.use_bias and not self.rms:
+      bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, ("norm",)),
+                        (features,), self.param_dtype)
+      h = h + bias.astype(self.dtype)
+    return h
+
+
+class Embed(nn.Module):
+  """A lookup table; `attend` gives logits against it (tied output embeddings)."""
+  num_embeddings: int
+  features: int
+  axes: tuple[str | None, str | None] = ("vocab", "embed")
+  dtype: DType = jnp.float32
+  param_dtype: DType = jnp.float32
+  embedding_init: Any = normal_init(0.02)
+
+  def setup(self):
+    self.embedding = self.param(
+        "embedding", nn.with_logical_partitioning(self.embedding_init, self.axes),
+        (self.num_embeddings, self.features), self.param_dtype)
+
+  def __call__(self, ids: Array) -> Array:
+    return jnp.take(self.embedding, ids, axis=0).astype(self.dtype)
+
+  def attend(self, x: Array) -> Array:
+    return jnp.einsum("...d,vd->...v", x.astype(self.dtype), self.embedding.astype(self.dtype))
+
+
+# ---------------------------------------------------------------------------------------
+# Positions: rotary, ALiBi, sinusoidal, T5 relative buckets.
+
+
+def rope_inverse_frequencies(head_dim: int, theta: float,
+                             scaling: dict[str, Any] | None = None) -> np.ndarray:
+  """RoPE inverse frequencies, with 'linear' or 'llama3' (Llama 3.1) scaling."""
+  inv_freq = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
+  scaling = dict(scaling or {})
+  rope_type = scaling.get("rope_type", scaling.get("type", "default"))
+  if rope_type == "default":
+    return inv_freq.astype(np.float32)
+  if rope_type == "linear":
+    return (inv_freq / scaling["factor"]).astype(np.float32)
+  if rope_type == "llama3":
+    factor = scaling["factor"]
+    low, high = scaling["low_freq_factor"], scaling["high_freq_factor"]
+    old_len = scaling["original_max_position_embeddings"]
+    wavelen = 2 * math.pi / inv_freq
+    scaled = np.where(wavelen > old_len / low, inv_freq / factor, inv_freq)
+    smooth = (old_len / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = (wavelen >= old_len / high) & (wavelen <= old_len / low)
+    return np.where(medium, smoothed, scaled).astype(np.float32)
+  raise ValueError(f"unsupported rope scaling {scaling!r}; supported: default, linear, llama3")
+
+
+def apply_rotary(x: Array, positions: Array, inv_freq: np.ndarray) -> Array:
+  """Rotates [B, T, N, H] by `positions` [B, T] (half-split layout, as in HF Llama)."""
+  angles = positions[..., None].astype(jnp.float32) * jnp.asarray(inv_freq)  # [B, T, H/2]
+  cos = jnp.cos(angles)[:, :, None, :]
+  sin = jnp.sin(angles)[:, :, None, :]
+  x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+  out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+  return out.astype(x.dtype)
+
+
+def alibi_slopes(num_heads: int) -> np.ndarray:
+  """ALiBi head slopes (Press et al.), including the non-power-of-two interleave."""
+  closest = 2 ** math.floor(math.log2(num_heads))
+  base = 2.0 ** (-(2.0 ** -(math.log2(closest) - 3)))
+  slopes = [base ** p for p in range(1, closest + 1)]
+  if closest != num_heads:
+    extra_base = 2.0 ** (-(2.0 ** -(math.log2(2 * closest) - 3)))
+    extra = min(closest, num_heads - closest)
+    slopes += [extra_base ** p for p in range(1, 1 + 2 * extra, 2)]
+  return np.asarray(slopes, np.float32)
+
+
+def alibi_bias(num_heads: int, key_positions: Array) -> Array:
+  """[B, N, 1, S] bias slope * key_position; softmax makes it relative to the query."""
+  slopes = jnp.asarray(alibi_slopes(num_heads))
+  return slopes[None, :, None, None] * key_positions[:, None, None, :].astype(jnp.float32)
+
+
+def sinusoidal_embedding(positions: Array, features: int) -> Array:
+  """tensor2tensor sinusoids [sin | cos] at `positions` (fairseq / XGLM layout)."""
+  half = features // 2
+  scale = math.log(10000) / (half - 1)
+  freqs = jnp.exp(jnp.arange(half, dtype=jnp.float32) * -scale)
+  angles = positions[..., None].astype(jnp.float32) * freqs
+  emb = jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
+  if features % 2:
+    emb = jnp.pad(emb, [(0, 0)] * (emb.ndim - 1) + [(0, 1)])
+  return emb
+
+
+def relative_position_bucket(relative_position: Array, bidirectional: bool, num_buckets: int,
+                             max_distance: int) -> Array:
+  """T5 buckets of memory_position - query_position: exact when small, log-spaced after."""
+  buckets = jnp.zeros_like(relative_position)
+  if bidirectional:
+    num_buckets //= 2
+    buckets = buckets + (relative_position > 0).astype(jnp.int32) * num_buckets
+    distance = jnp.abs(relative_position)
+  else:
+    distance = -jnp.minimum(relative_position, 0)
+  max_exact = num_buckets // 2
+  is_small = distance < max_exact
+  log_ratio = jnp.log(jnp.maximum(distance, 1).astype(jnp.float32) / max_exact)
+  large = max_exact + (log_ratio / math.log(max_distance / max_exact)
+                       * (num_buckets - max_exact)).astype(jnp.int32)
+  large = jnp.minimum(large, num_buckets - 1)
+  return buckets + jnp.where(is_small, distance, large)
+
+
+class RelativePositionBias(nn.Module):
+  """T5 learned per-head bias over relative-position buckets -> [B, N, T, S]."""
+  num_buckets: int
+  max_distance: int
+  num_heads: int
+  bidirectional: bool
+  param_dtype: DType = jnp.float32
+  embedding_init: Any = normal_init(0.02)
+
+  @nn.compact
+  def __call__(self, query_positions: Array, key_positions: Array) -> Array:
+    """Positions are [B, T] and [B, S] (or [1, ...] to share over the batch)."""
+    table = self.param("embedding", nn.with_logical_partitioning(
+        self.embedding_init, ("relpos_buckets", "heads")),
+                       (self.num_buckets, self.num_heads), self.param_dtype)
+    relative = key_positions[:, None, :] - query_positions[:, :, None]
+    buckets = relative_position_bucket(relative, self.bidirectional, self.num_buckets,
+                                       self.max_distance)
+    bias = jnp.take(table, buckets, axis=0).astype(jnp.float32)  # [B, T, S, N]
+    return jnp.transpose(bias, (0, 3, 1, 2))
+
+
+# ---------------------------------------------------------------------------------------
+# Masks and the decode-mode (KV cache) bookkeeping.
+
+
+def default_positions(attention_mask: Array | None, shape: tuple[int, int]) -> Array:
+  """Positions that skip padding: 0, 1, ... from the first real token of each row."""
+  if attention_mask is None:
+    return jnp.broadcast_to(jnp.arange(shape[1], dtype=jnp.int32), shape)
+  return jnp.maximum(jnp.cumsum(attention_mask.astype(jnp.int32), axis=-1) - 1, 0)
+
+
+def padding_mask(query_valid: Array | None, key_valid: Array | None) -> Array | None:
+  """[B, 1, T, S] from [B, T] / [B, S] validity (either may be None)."""
+  if key_valid is None:
+    return None
+  mask = key_valid.astype(bool)[:, None, None, :]
+  if query_valid is not None:
+    mask = mask & query_valid.astype(bool)[:, None, :, None]
+  return mask
+
+
+def combine_masks(*masks: Array | None) -> Array | None:
+  present = [m for m in masks if m is not None]
+  if not present:
+    return None
+  out = present[0]
+  for m in present[1:]:
+    out = out & m
+  return out
+
+
+class SelfAttentionLayout(nn.Module):
+  """Positions and the [B, 1, T, S] self-attention mask of one forward pass.
+
+  Training/scoring: causal (or bidirectional) by index, keys limited by `attention_mask`,
+  tokens attend within their segment (packing), and with `causal_attention` (prefix LM,
+  T5X convention) prefix tokens see each other both ways.
+
+  Decode mode keeps, in the 'cache' collection, the cache write index, which cache slots
+  hold real tokens, their positions and each row's next position, so a prompt followed by
+  single tokens reproduces the full-sequence computation. Packed segments are not
+  supported while decoding.
+  """
+  causal: bool = True
+  decode: bool = False
+  sliding_window: int | None = None
+
+  @nn.compact
+  def __call__(self, shape: tuple[int, int], attention_mask: Array | None = None,
+               segment_ids: Array | None = None, positions: Array | None = None,
+               causal_attention: Array | None = None):
+    """Returns (query_positions [B,T], key_positions [B,S], mask, cache_index or None)."""
+    batch, length = shape
+    if not self.decode:
+      if positions is None:
+        positions = default_positions(attention_mask, shape)
+      index = jnp.arange(length)
+      mask = padding_mask(None, attention_mask)
+      if segment_ids is not None:
+        mask = combine_masks(mask, (segment_ids[:, None, :, None] == segment_ids[:, None, None, :]))
+      if self.causal:
+        causal = index[:, None] >= index[None, :]
+        if causal_attention is not None:
+          prefix = causal_attention.astype(bool)
+          causal = causal[None, None] | (prefix[:, None, :, None] & prefix[:, None, None, :])
+        mask = combine_masks(mask, causal)
+        if self.sliding_window is not None:
+          mask = combine_masks(mask, index[:, None] - index[None, :] < self.sliding_window)
+      return positions, positions, mask, None
+
+    if segment_ids is not None or causal_attention is not None:
+      raise ValueError("decode mode supports neither packed segments nor a prefix-LM mask")
+    chunk_valid = (jnp.ones(shape, bool) if attention_mask is None
+                   else attention_mask.astype(bool))
+    initializing = not self.has_variable("cache", "cache_index")
+    cache_index = self.variable("cache", "cache_index", lambda: jnp.zeros((), jnp.int32))
+    key_valid = self.variable("cache", "key_valid", jnp.zeros, shape, bool)
+    key_positions = self.variable("cache", "key_positions", jnp.zeros, shape, jnp.int32)
+    next_position = self.variable("cache", "next_position", jnp.zeros, (batch,), jnp.int32)
+    if positions is None:
+      positions = jnp.maximum(
+          next_position.value[:, None] + jnp.cumsum(chunk_valid.astype(jnp.int32), axis=-1) - 1, 0)
+    if initializing:
+      start = jnp.zeros((), jnp.int32)
+    else:
+      start = cache_index.value
+      key_valid.value = jax.lax.dynamic_update_slice(key_valid.value, chunk_valid, (0, start))
+      key_positions.value = jax.lax.dynamic_update_slice(
+          key_positions.value, positions.astype(jnp.int32), (0, start))
+      next_position.value = next_position.value + jnp.sum(chunk_valid, axis=-1, dtype=jnp.int32)
+      cache_index.value = start + length
+    cache_length = key_valid.value.shape[1]
+    query_index = start + jnp.arange(length)
+    key_index = jnp.arange(cache_length)
+    keys_valid = chunk_valid if initializing else key_valid.value
+    mask = padding_mask(None, keys_valid)
+    if self.causal:
+      mask = combine_masks(mask, query_index[:, None] >= key_index[None, :])
+      if self.sliding_window is not None:
+        mask = combine_masks(mask, query_index[:, None] - key_index[None, :] < self.sliding_window)
+    key_pos = positions if initializing else key_positions.value
+    return positions, key_pos, mask, start
+
+
+def update_kv_cache(module: nn.Module, key: Array, value: Array, cache_index: Array):
+  """Writes this step's [B, T, K, H] keys/values at `cache_index`; returns the whole cache.
+
+  The cache length is fixed by the length of the input at `init(..., decode=True)` time.
+  """
+  initializing = not module.has_variable("cache", "cached_key")
+  cached_key = module.variable("cache", "cached_key", jnp.zeros, key.shape, key.dtype)
+  cached_value = module.variable("cache", "cached_value", jnp.zeros, value.shape, value.dtype)
+  if initializing:
+    return key, value
+  zero = jnp.zeros((), jnp.int32)
+  start = (zero, cache_index.astype(jnp.int32), zero, zero)
+  cached_key.value = jax.lax.dynamic_update_slice(cached_key.value, key.astype(cached_key.value.dtype), start)
+  cached_value.value = jax.lax.dynamic_update_slice(cached_value.value, value.astype(cached_value.value.dtype), start)
+  return cached_key.value, cached_value.value
+
+
+def attention(query: Array, key: Array, value: Array, mask: Array | None = None,
+              bias: Array | None = None, scale: float | None = None) -> Array:
+  """Softmax attention over [B, T, N, H] / [B, S, K, H] (K divides N: grouped queries).
+
+  Logits and softmax are float32 (inside `jax.nn.dot_product_attention`); a fully masked
+  row (a padding query) gives a finite, ignored output.
+  """
+  if bias is not None:
+    bias = bias.astype(jnp.float32) if query.dtype == jnp.float32 else bias.astype(query.dtype)
+  if mask is not None:
+    mask = jnp.broadcast_to(mask, (query.shape[0], 1, query.shape[1], key.shape[1]))
+  return jax.nn.dot_product_attention(query, key, value, bias=bias, mask=mask, scale=scale)
+
+
+class MultiHeadAttention(nn.Module):
+  """Self- or cross-attention with separate q/k/v/out projections.
+
+  Covers Llama (RoPE, grouped KV heads, optional q/k/v biases), XGLM and BERT (biases,
+  no rotary) and T5 (no biases, no scaling, additive position bias). In decode mode the
+  keys and values of self-attention go through the KV cache.
+  """
+  num_heads: int
+  head_dim: int
+  num_kv_heads: int | None = None
+  qkv_bias: bool = False
+  out_bias: bool = False
+  scale: float | None = None          # None: 1/sqrt(head_dim)
+  rope_theta: float | None = None     # None: no rotary embedding
+  rope_scaling: tuple[tuple[str, Any], ...] | None = None
+  decode: bool = False
+  dtype: DType = jnp.float32
+  param_dtype: DType = jnp.float32
+  kernel_init: Any = normal_init(0.02)
+
+  @nn.compact
+  def __call__(self, x: Array, mask: Array | None = None, bias: Array | None = None,
+               positions: Array | None = None, cache_index: Array | None = None, kv_input: Array | None = None) -> Array:
+    kv_heads = self.num_kv_heads or self.num_heads
+    kv_axis = "heads" if kv_heads == self.num_heads else "kv_heads"
+
+    def project(name, inputs, heads, head_axis):
+      return Dense((heads, self.head_dim), ("embed", head_axis, "kv"), use_bias=self.qkv_bias,
+                   dtype=self.dtype, param_dtype=self.param_dtype,
+                   kernel_init=self.kernel_init, name=name)(inputs)
+
+    source = x if kv_input is None else kv_input
+    query = project("query", x, self.num_heads, "heads")
+    key = project("key", source, kv_heads, kv_axis)
+    value = project("value", source, kv_heads, kv_axis)
+    if self.rope_theta is not None:  # self-attention only: new keys sit at the query positions
+      inv_freq = rope_inverse_frequencies(self.head_dim, self.rope_theta,
+                                          dict(self.rope_scaling or ()))
+      query = apply_rotary(query, positions, inv_freq)
+      key = apply_rotary(key, positions, inv_freq)
+    query = constrain(query, BLHK)
+    if self.decode and kv_input is None:
+      key, value = update_kv_cache(self, key, value, cache_index)
+    out = attention(query, key, value, mask=mask, bias=bias, scale=self.scale)
+    out = Dense((x.shape[-1],), ("heads", "kv", "embed"), in_dims=2, use_bias=self.out_bias,
+                dtype=self.dtype, param_dtype=self.param_dtype, kernel_init=self.kernel_init,
+                name="out")(out)
+    return constrain(out, BLE)

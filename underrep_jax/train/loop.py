@@ -1,0 +1,216 @@
+"""The generic training loop shared by every method (InstructAlign, UniVaR, ...).
+
+A job supplies three things and the loop does the rest (mesh, optimizer, sharded state,
+resume, checkpoints, metrics, preemption, NaN stop):
+  init_params(rng) -> params, boxed with logical axis names (`nn.with_logical_partitioning`);
+  loss_fn(params, batch, rng) -> (loss_sum, weight, metric sums)  (see `losses`);
+  make_batches(start) -> iterator of host-local numpy batches, starting after `start`
+    batches have been consumed (each host yields its own rows: batch_size / processes).
+
+Config fields read (ml_collections):
+  train.steps: total optimizer updates.
+  train.batch_size: global batch size (rows per update, over all hosts and microbatches).
+  train.microbatches: gradient-accumulation microbatches per update (default 1).
+  train.log_every: log metrics every this many steps (and at the last step).
+  train.checkpoint_every: save every this many steps (0 = only at the end/on SIGTERM).
+  train.keep_checkpoints: how many checkpoints to keep (default 3).
+  train.seed: seeds parameter init and the per-step dropout rng.
+  train.peak_flops_per_device: optional, for MFU when the device table lacks the device.
+  train.async_checkpoints: optional, default True.
+  optimizer.*: see `optimizer`.
+  mesh.shape: (data, fsdp, tensor), -1 = the rest; mesh.rules: logical-axis rules or None.
+(`train.loss_on` is read by the job when it builds the loss; see `losses.token_loss`.)
+"""
+
+from collections.abc import Callable, Iterator
+import dataclasses
+import signal
+from typing import Any
+
+from absl import logging
+from etils import epath
+import flax.linen as nn
+import jax
+from jax.sharding import AxisType, Mesh
+import numpy as np
+
+from underrep_jax import parallel
+from underrep_jax.train import checkpointing
+from underrep_jax.train import losses
+from underrep_jax.train import metrics as metrics_lib
+from underrep_jax.train import optimizer as optimizer_lib
+from underrep_jax.train import state as state_lib
+from underrep_jax.train import steps as steps_lib
+
+BatchFactory = Callable[[int], Iterator[dict[str, np.ndarray]]]
+
+
+class NonFiniteLossError(FloatingPointError):
+  """A train step produced a NaN or Inf metric; the state of that step is never saved."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+  state: state_lib.TrainState
+  step: int                 # optimizer updates done (== state.step)
+  batches_consumed: int     # data position, as saved in the checkpoints
+  preempted: bool           # True when SIGTERM stopped the run early (after a save)
+  last_metrics: dict[str, float]
+
+
+class PreemptionWatcher:
+  """Turns SIGTERM into a save at the next step boundary, then a clean exit.
+
+  With several processes the flag is all-gathered every step, so all hosts stop at the
+  same step even when only one of them received the signal.
+  """
+
+  def __init__(self):
+    self._requested = False
+    self._previous = None
+
+  def __enter__(self):
+    try:
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    except ValueError:  # not the main thread: no handler, no preemption support
+      self._previous = None
+    return self
+
+  def __exit__(self, *exc):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self._requested = True
+
+  def should_stop(self) -> bool:
+    if jax.process_count() == 1:
+      return self._requested
+    from jax.experimental import multihost_utils
+    flags = multihost_utils.process_allgather(np.asarray(self._requested, np.int32))
+    return bool(np.any(flags))
+
+
+def auto_mesh(mesh: Mesh) -> Mesh:
+  """The same devices with Auto axis types: GSPMD propagates shardings from the logical
+  annotations (T5X/MaxText style), as the model zoo expects; Explicit axes would make
+  every sharded gather/einsum in model code name its output sharding."""
+  return Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * len(mesh.axis_names))
+
+
+def _section(config, name):
+  return config[name] if name in config else {}
+
+
+def _get(section, name, default):
+  value = section.get(name, default) if hasattr(section, "get") else default
+  return default if value is None else value
+
+
+def _check_finite(step: int, values: dict[str, float]) -> None:
+  bad = [k for k in ("loss", "grad_norm") if k in values and not np.isfinite(values[k])]
+  bad += [k for k, v in values.items() if k not in bad and not np.isfinite(v)]
+  if bad:
+    raise NonFiniteLossError(
+        f"step {step}: non-finite {', '.join(f'{k}={values[k]}' for k in bad)}; stopping "
+        f"without saving this state (the last checkpoint before it is kept)")
+
+
+def _initial_state(ckpt, abstract_state, shardings, init_params, tx, seed, load_params):
+  """(state, batches consumed, latest checkpoint step or None): resume, load or init."""
+  latest = ckpt.latest_step()
+  if latest is not None:
+    state, consumed = ckpt.restore(latest, abstract_state)
+    logging.info("Resumed from step %d (%d batches consumed)", latest, consumed)
+    return state, consumed, latest
+  if load_params is not None:
+    return state_lib.state_from_params(load_params(shardings.params), tx, shardings), 0, None
+  return state_lib.create_state(init_params, tx, jax.random.PRNGKey(seed), shardings), 0, None
+
+
+def train(config, workdir: str, *, init_params: Callable[[jax.Array], Any],
+          loss_fn: losses.LossFn, make_batches: BatchFactory,
+          flops_per_token: float | None = None,
+          load_params: Callable[[Any], Any] | None = None) -> TrainResult:
+  """Trains to `config.train.steps`, resuming from WORKDIR/checkpoints when present.
+
+  `load_params(param_shardings)` optionally supplies starting params (e.g. a pretrained
+  model) as arrays in the given shardings (they are donated to the state); it is called
+  only on a fresh start, never on resume. `flops_per_token` (training FLOPs per token, see `metrics`) enables the MFU
+  metric. Raises NonFiniteLossError on a NaN/Inf loss or gradient norm.
+  """
+  tcfg, ocfg = _section(config, "train"), _section(config, "optimizer")
+  mcfg = _section(config, "mesh")
+  total_steps = int(tcfg["steps"])
+  batch_size = int(tcfg["batch_size"])
+  log_every = max(int(_get(tcfg, "log_every", 10)), 1)
+  checkpoint_every = int(_get(tcfg, "checkpoint_every", 0))
+  seed = int(_get(tcfg, "seed", 0))
+  rules = parallel.normalize_rules(_get(mcfg, "rules", None))
+  mesh = auto_mesh(parallel.make_mesh(tuple(_get(mcfg, "shape", (-1, 1, 1)))))
+
+  tx, schedule = optimizer_lib.make_optimizer(ocfg, total_steps)
+  ckpt = checkpointing.Checkpointer(
+      epath.Path(workdir) / "checkpoints", keep=int(_get(tcfg, "keep_checkpoints", 3)),
+      async_save=bool(_get(tcfg, "async_checkpoints", True)))
+  # Params are created outside the mesh context, where models' activation constraints are
+  # no-ops (out_shardings place the result); this also sidesteps init code that reshapes
+  # boxed kernels under a mesh (flax's DenseGeneral with several feature axes does).
+  with nn.logical_axis_rules(rules):
+    abstract_state, shardings = state_lib.state_shardings(init_params, tx, mesh, rules)
+    state, consumed, saved_step = _initial_state(ckpt, abstract_state, shardings, init_params,
+                                                 tx, seed, load_params)
+  step = int(jax.device_get(state.step))
+  train_step = steps_lib.make_train_step(
+      loss_fn, tx, schedule, shardings, mesh, rules,
+      microbatches=int(_get(tcfg, "microbatches", 1)), seed=seed)
+  writer = metrics_lib.MetricWriter(workdir, total_steps, start_step=step,
+                                    enabled=jax.process_index() == 0)
+  peak = _get(tcfg, "peak_flops_per_device", None) or metrics_lib.peak_flops_per_device()
+  interval = metrics_lib.Interval(flops_per_token, peak)
+  last: dict[str, float] = {}
+  preempted = False
+
+  try:
+    with PreemptionWatcher() as watcher:
+      batches = make_batches(consumed) if step < total_steps else iter(())
+      while step < total_steps:
+        host_batch = next(batches, None)
+        if host_batch is None:
+          raise RuntimeError(f"make_batches ran out of data after {consumed} batches "
+                             f"(step {step} of {total_steps})")
+        batch = parallel.host_local_to_global(host_batch, mesh, rules)
+        rows = jax.tree.leaves(batch)[0].shape[0]
+        if rows != batch_size:
+          raise ValueError(f"global batch has {rows} rows but train.batch_size is {batch_size} "
+                           f"({jax.process_count()} processes)")
+        state, step_metrics = train_step(state, batch)
+        # Fetching the metrics waits for the step: the NaN check must pass before this
+        # state can be saved. Input preparation for the next step is not overlapped.
+        values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+        step += 1
+        consumed += 1
+        _check_finite(step, values)
+        last = values
+        interval.add(values, metrics_lib.count_tokens(batch))
+        writer.advance()
+        if step % log_every == 0 or step == total_steps:
+          writer.write(step, interval.summary())
+
+        stop = watcher.should_stop()
+        if stop or (checkpoint_every and step % checkpoint_every == 0) or step == total_steps:
+          ckpt.save(step, state, consumed, config)
+          saved_step = step
+        if stop:
+          preempted = step < total_steps
+          writer.message(f"SIGTERM: saved step {step}, stopping")
+          break
+    if saved_step != step:
+      ckpt.save(step, state, consumed, config)
+  finally:
+    ckpt.wait()  # a run that fails still finishes writing its last good checkpoint
+    ckpt.close()
+    writer.close()
+  return TrainResult(state=state, step=step, batches_consumed=consumed, preempted=preempted,
+                     last_metrics=last)

@@ -67,6 +67,13 @@ def make_mesh(shape: Sequence[int] = (-1, 1, 1), axis_names: Sequence[str] = MES
   return Mesh(np.asarray(devices).reshape(shape), tuple(axis_names), axis_types=axis_types)
 
 
+def auto_mesh(mesh: Mesh) -> Mesh:
+  """The same devices with Auto axis types (see `make_mesh`), for meshes made elsewhere."""
+  if all(t == AxisType.Auto for t in mesh.axis_types):
+    return mesh
+  return Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * len(mesh.axis_names))
+
+
 def normalize_rules(rules: Rules | None) -> tuple[tuple[str, str | tuple[str, ...] | None], ...]:
   """Turns config rules (lists from ml_collections) into the tuples flax expects."""
   if rules is None:

@@ -91,7 +91,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
              else losses.decoder_only_adapter(module))
   loss_fn = losses.token_loss(adapter, loss_on=config.train.loss_on)
   init_params = models.make_init_fn(module)
-  mesh = loop.auto_mesh(parallel.make_mesh(tuple(config.mesh.shape)))
+  mesh = parallel.make_mesh(tuple(config.mesh.shape))
   rules = config.mesh.get("rules")
 
   load_params = None

@@ -11,22 +11,13 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax.sharding import AxisType, Mesh, SingleDeviceSharding
+from jax.sharding import Mesh, SingleDeviceSharding
 
 from underrep_jax import parallel
 from underrep_jax.models import registry
 
 
-def auto_mesh(mesh: Mesh) -> Mesh:
-  """The same mesh with every axis in Auto (GSPMD) mode.
-
-  The models shard by logical-axis constraints and leave the rest to the compiler; with
-  Explicit axes (jax.make_mesh's default), sharding is part of the array types and ops
-  such as an embedding gather from a 2-D sharded table need per-op output shardings.
-  """
-  if all(t == AxisType.Auto for t in mesh.axis_types):
-    return mesh
-  return Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * len(mesh.axis_names))
+auto_mesh = parallel.auto_mesh
 
 
 def example_inputs(module: nn.Module, batch_size: int = 1, length: int = 8) -> dict[str, jax.Array]:

@@ -31,7 +31,6 @@ from absl import logging
 from etils import epath
 import flax.linen as nn
 import jax
-from jax.sharding import AxisType, Mesh
 import numpy as np
 
 from underrep_jax import parallel
@@ -41,6 +40,8 @@ from underrep_jax.train import metrics as metrics_lib
 from underrep_jax.train import optimizer as optimizer_lib
 from underrep_jax.train import state as state_lib
 from underrep_jax.train import steps as steps_lib
+
+auto_mesh = parallel.auto_mesh
 
 BatchFactory = Callable[[int], Iterator[dict[str, np.ndarray]]]
 
@@ -92,13 +93,6 @@ class PreemptionWatcher:
     return bool(np.any(flags))
 
 
-def auto_mesh(mesh: Mesh) -> Mesh:
-  """The same devices with Auto axis types: GSPMD propagates shardings from the logical
-  annotations (T5X/MaxText style), as the model zoo expects; Explicit axes would make
-  every sharded gather/einsum in model code name its output sharding."""
-  return Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * len(mesh.axis_names))
-
-
 def _section(config, name):
   return config[name] if name in config else {}
 
@@ -148,7 +142,7 @@ def train(config, workdir: str, *, init_params: Callable[[jax.Array], Any],
   checkpoint_every = int(_get(tcfg, "checkpoint_every", 0))
   seed = int(_get(tcfg, "seed", 0))
   rules = parallel.normalize_rules(_get(mcfg, "rules", None))
-  mesh = auto_mesh(parallel.make_mesh(tuple(_get(mcfg, "shape", (-1, 1, 1)))))
+  mesh = parallel.auto_mesh(parallel.make_mesh(tuple(_get(mcfg, "shape", (-1, 1, 1)))))
 
   tx, schedule = optimizer_lib.make_optimizer(ocfg, total_steps)
   ckpt = checkpointing.Checkpointer(

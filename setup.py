@@ -23,6 +23,7 @@ INSTALL_REQUIRES = [
     "umap-learn>=0.5.7,<0.6",
     "tqdm>=4.66,<5",
     "tensorboardX>=2.6,<3",
+    "etils[epath]>=1.5",
     "numpy>=2.0,<3",
 ]
 

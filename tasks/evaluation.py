@@ -73,6 +73,7 @@ def register_classification(dataset: ClassificationDataset, language: str) -> st
                      *sp.tokenize_preprocessors()],
       output_features=sp.OUTPUT_FEATURES,
       metric_fns=[metrics.classification_metrics],
+      shuffle_buffer_size=sp.SHUFFLE_BUFFER,
   )
   return name
 
@@ -89,6 +90,7 @@ def register_translation(dataset: str, read: Callable[[str, str, str], list[dict
                      *sp.tokenize_preprocessors()],
       output_features=sp.OUTPUT_FEATURES,
       metric_fns=[metrics.translation_metrics],
+      shuffle_buffer_size=sp.SHUFFLE_BUFFER,
   )
   return name
 

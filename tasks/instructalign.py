@@ -90,6 +90,7 @@ def alignment_task(objective: str, corpus: str, pivot: str, language: str,
                      sp.alignment_preprocessor(objective, data, xss_negatives),
                      *sp.tokenize_preprocessors()],
       output_features=sp.OUTPUT_FEATURES,
+      shuffle_buffer_size=sp.SHUFFLE_BUFFER,
   )
   return name
 

@@ -32,23 +32,30 @@ def jsonl_task(path: str | pathlib.Path) -> str:
         source=sp.jsonl_source(path),
         preprocessors=sp.tokenize_preprocessors(),
         output_features=sp.OUTPUT_FEATURES,
+        shuffle_buffer_size=sp.SHUFFLE_BUFFER,
     )
   return name
 
 
+def _first_examples(source: seqio.DataSource, num_examples: int) -> seqio.DataSource:
+  """The first `num_examples` rows of `source` in file order, shuffled among themselves."""
+  def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None):
+    ds = source.get_dataset(split=split, shuffle=False, seed=seed).take(num_examples)
+    if shuffle_files:
+      ds = ds.shuffle(num_examples, seed=seed, reshuffle_each_iteration=True)
+    return ds
+  return seqio.FunctionDataSource(dataset_fn, splits=source.splits)
+
+
 def _limited_task(task: seqio.Task, num_examples: int) -> str:
-  """A copy of `task` that keeps only the first `num_examples` source examples."""
+  """A copy of `task` that keeps only its first `num_examples` source examples (the cut
+  sits in the source, before SeqIO repeats the data, so the r examples are cycled)."""
   name = f"{task.name}_first{num_examples}"
   if name not in seqio.TaskRegistry.names():
-    # The cut must come before SeqIO repeats the data, i.e. before the cache placeholder;
-    # without one, SeqIO would repeat first and the copy would end after r examples.
-    preprocessors = [sp.take_preprocessor(num_examples), *task.preprocessors]
-    if not task.supports_caching:
-      preprocessors.insert(1, seqio.CacheDatasetPlaceholder())
     seqio.TaskRegistry.add(
         name,
-        source=task.source,
-        preprocessors=preprocessors,
+        source=_first_examples(task.source, num_examples),
+        preprocessors=task.preprocessors,
         output_features=task.output_features,
         metric_fns=[],
         shuffle_buffer_size=task.shuffle_buffer_size,

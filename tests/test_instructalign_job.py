@@ -63,3 +63,46 @@ def test_export_loads_in_transformers_with_the_same_logits(trained):
     reference = theirs(torch.as_tensor(ids)).logits.numpy()
   np.testing.assert_allclose(np.asarray(ours.logits(ids, np.ones_like(ids))), reference,
                              atol=1e-4)
+
+
+def _pretrained_dir(path, family):
+  """A tiny random HF checkpoint with a real BPE tokenizer trained on NusaX."""
+  import tokenizers
+  from tokenizers import decoders, models as tok_models, pre_tokenizers, trainers
+  from underrep_jax.data import readers
+  from underrep_jax.models import testing
+  texts = [r["text"] for lang in ("ind", "sun", "eng")
+           for r in readers.nusax_sentiment(lang, "train")]
+  tok = tokenizers.Tokenizer(tok_models.BPE(unk_token="<unk>"))
+  tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+  tok.decoder = decoders.ByteLevel()
+  tok.train_from_iterator(texts, trainers.BpeTrainer(
+      vocab_size=400, special_tokens=["<pad>", "</s>", "<unk>"],
+      initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+  testing.save_tiny(family, path, vocab_size=tok.get_vocab_size())
+  tok.save(str(path / "tokenizer.json"))
+  (path / "tokenizer_config.json").write_text(json.dumps({"eos_token": "</s>"}))
+  return path
+
+
+@pytest.mark.parametrize("family", ["bloom", "mt5"])
+def test_starts_from_a_pretrained_checkpoint(tmp_path, family):
+  """With a zero learning rate the exported weights must be the checkpoint's, bit for bit:
+  the job loaded them (not a fresh init), trained through them and wrote them back."""
+  from safetensors.numpy import load_file
+  source = _pretrained_dir(tmp_path / "source", family)
+  workdir = tmp_path / "run"
+  metrics = _run(workdir, f"--config.model.path={source}", "--config.data.vocab=model",
+                 "--config.model.family=t5" if family == "mt5" else "--config.model.family=bloom",
+                 "--config.train.steps=2", "--config.optimizer.learning_rate=0.0",
+                 "--config.optimizer.schedule=constant", "--config.optimizer.warmup_steps=0")
+  assert [m["step"] for m in metrics] == [1, 2]
+  assert metrics[0]["loss"] == pytest.approx(metrics[1]["loss"], rel=0.5)
+  exported, original = load_file(workdir / "export" / "model.safetensors"), load_file(
+      source / "model.safetensors")
+  shared = set(exported) & set(original)
+  assert len(shared) >= len(original) - 1  # tied heads may be stored once
+  for name in shared:
+    np.testing.assert_array_equal(exported[name], original[name], err_msg=name)
+  assert (workdir / "export" / "tokenizer.json").read_bytes() == (
+      source / "tokenizer.json").read_bytes()

@@ -28,6 +28,10 @@ from underrep_jax.data.errors import DataError
 tf.config.set_visible_devices([], "GPU")
 
 SPLITS = ("train", "validation", "test")
+# Examples each task shuffles after preprocessing. The sources already shuffle their rows
+# fully, so this only needs to decorrelate neighbours; a large buffer would make every
+# task preprocess that many examples before the first batch.
+SHUFFLE_BUFFER = 128
 TEXT_FEATURES = ("inputs", "targets")
 
 # inputs get no EOS: decoder-only models read inputs and targets as one sequence.
@@ -52,8 +56,13 @@ def rows_source(read: Callable[[str], Sequence[dict]], fields: Sequence[str],
                 ) -> seqio.FunctionDataSource:
   """A SeqIO source over `read(split) -> rows`; files are read when a dataset is built."""
   def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
-    del shuffle_files, seed  # one file per split; the Task shuffles examples
-    return rows_to_dataset(read(split), fields, int_fields)
+    rows = read(split)
+    ds = rows_to_dataset(rows, fields, int_fields)
+    if shuffle_files and rows:
+      # A full shuffle of the raw rows is cheap, and new each epoch; the Task's own buffer
+      # after the (expensive) preprocessing can then stay small (SHUFFLE_BUFFER).
+      ds = ds.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
+    return ds
   return seqio.FunctionDataSource(dataset_fn, splits=splits)
 
 
@@ -172,13 +181,6 @@ def alignment_preprocessor(objective: str, corpus: AlignmentCorpus,
 
 
 # ----------------------------------------------------------------------------- replay
-
-def take_preprocessor(num_examples: int):
-  """Keeps the first `num_examples` examples of the source (the r of experience replay)."""
-  def take(ds: tf.data.Dataset) -> tf.data.Dataset:
-    return ds.take(num_examples)
-  return take
-
 
 def read_jsonl_pairs(path: str | pathlib.Path) -> list[dict]:
   """Reads `{"inputs": ..., "targets": ...}` lines; bad lines name file, line and field."""

@@ -60,8 +60,9 @@ def _module(config, vocab):
 
 def _flops_per_token(module, params_count: int, sequence_length: int) -> float:
   cfg = module.config
-  return metrics_lib.transformer_flops_per_token(params_count, cfg.num_layers, cfg.hidden_size,
-                                                 sequence_length)
+  hidden = getattr(cfg, "hidden_size", None) or cfg.d_model  # T5 names it d_model
+  layers = cfg.num_layers + getattr(cfg, "num_decoder_layers", 0)
+  return metrics_lib.transformer_flops_per_token(params_count, layers, hidden, sequence_length)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> None:

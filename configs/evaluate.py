@@ -1,0 +1,56 @@
+"""Zero-shot evaluation: rank classification by log-likelihood, and MT by generation.
+
+    python -m underrep_jax.main --config=configs/evaluate.py:tiny --workdir=runs/eval_tiny \
+        --config.model=runs/ia_tiny
+    python -m underrep_jax.main --config=configs/evaluate.py:full --workdir=runs/eval_560m \
+        --config.model=/ckpt/bloomz-560m
+
+`--config.model` is an HF directory (config.json, safetensors, tokenizer.json) or the
+workdir of a training run (its export/ is used). Outputs in the workdir: predictions.jsonl,
+metrics.json, report.md and one PNG per task.
+
+Presets:
+  tiny  NusaX sentiment on ind/sun/jav (24 test examples each, 6 prompts) and NusaX-MT
+        ind<->sun (8 sentences, greedy); a minute or two on a CPU.
+  full  every classification dataset and language, all test examples; MT both directions
+        between Indonesian and every NusaX-MT / NusaTranslation-MT language.
+"""
+
+import ml_collections
+
+
+def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.job = "evaluate"
+  config.data_dir = ""
+  config.model = ""
+  config.dtype = "float32"
+  config.tasks = ("nusax_senti,nusatranslation_senti,nusaparagraph_emot,nusaparagraph_topic,"
+                  "sib200_topic")
+  config.languages = ""          # comma-separated; default: every language of each task
+  config.split = "test"
+  config.max_examples = 0        # per task and language; 0 = all
+  config.prompt_languages = "eng,ind"
+  config.scoring = "sum"         # sum (default) | mean | whole (see evaluation/scoring.py)
+  config.batch_size = 16
+  config.max_prompt_tokens = 512
+  config.mt_tasks = "nusax_mt,nusatranslation_mt"
+  config.mt_languages = ""       # default: every language of each MT dataset
+  config.mt_pivot = "ind"        # MT runs pivot->language and language->pivot
+  config.mt_max_examples = 0
+  config.mt_prompt_language = "eng"
+  config.max_new_tokens = 64
+  config.num_beams = 1           # 1: greedy
+  config.seed = 0
+  if preset == "tiny":
+    config.tasks = "nusax_senti"
+    config.languages = "ind,sun,jav"
+    config.max_examples = 24
+    config.max_prompt_tokens = 256
+    config.mt_tasks = "nusax_mt"
+    config.mt_languages = "sun"
+    config.mt_max_examples = 8
+    config.max_new_tokens = 16
+  elif preset != "full":
+    raise ValueError(f"unknown preset {preset!r}; known: tiny, full")
+  return config

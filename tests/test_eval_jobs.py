@@ -1,0 +1,85 @@
+"""Both evaluation jobs end to end on a tiny exported model, then the comparison."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from underrep_jax.evaluation import testing
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _main(config, workdir, model, *args):
+  env = dict(os.environ, XLA_FLAGS="", TF_CPP_MIN_LOG_LEVEL="3")
+  result = subprocess.run(
+      [sys.executable, "-m", "underrep_jax.main", f"--config={config}",
+       f"--workdir={workdir}", f"--config.model={model}", *args],
+      cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+  assert result.returncode == 0, result.stderr[-4000:]
+
+
+@pytest.fixture(scope="module")
+def trained_workdir(tmp_path_factory):
+  """A training-run layout: the model lives in WORKDIR/export."""
+  workdir = tmp_path_factory.mktemp("run")
+  testing.save_tiny_lm(workdir / "export")
+  return workdir
+
+
+def _predictions(workdir):
+  return [json.loads(l) for l in (workdir / "predictions.jsonl").read_text().splitlines()]
+
+
+def test_evaluate_then_xicl_then_compare(trained_workdir, tmp_path):
+  evaluate = tmp_path / "eval"
+  _main("configs/evaluate.py:tiny", evaluate, trained_workdir, "--config.max_examples=4",
+        "--config.languages=sun,mad", "--config.mt_max_examples=2",
+        "--config.max_new_tokens=4", "--config.batch_size=4")
+  records = _predictions(evaluate)
+  assert len(records) == 2 * 6 * 4  # languages x prompts x examples
+  assert set(records[0]) == {"id", "task", "language", "prompt", "scores", "prediction",
+                             "gold"}
+  assert set(records[0]["scores"]) == {"negative", "neutral", "positive"}
+  metrics = json.loads((evaluate / "metrics.json").read_text())
+  assert set(metrics["nusax_senti"]) == {"sun", "mad"}
+  assert set(metrics["nusax_senti"]["sun"]["prompts"]) == {"eng0", "eng1", "eng2", "ind0",
+                                                           "ind1", "ind2"}
+  assert set(metrics["group_means"]["nusax_senti"]) == {"seen", "unseen"}
+  assert set(metrics["nusax_mt"]) == {"ind-sun", "sun-ind"}
+  assert (evaluate / "nusax_senti.png").stat().st_size > 0
+  assert "| sun | seen |" in (evaluate / "report.md").read_text()
+
+  x = tmp_path / "xicl"
+  _main("configs/xicl.py:tiny", x, trained_workdir / "export", "--config.max_examples=3",
+        "--config.query_languages=sun", "--config.label_variants=source,align",
+        "--config.query_alignment=none,after")
+  records = _predictions(x)
+  assert {r["prompt"] for r in records} == {"source", "source+after", "align", "align+after"}
+  assert all(len(r["exemplars"]) == 3 for r in records)
+  aligned = next(r for r in records if r["prompt"] == "align+after")["text"].splitlines()
+  assert aligned[1].startswith("Labels: negative means ") and aligned[-1].endswith("=>")
+  assert all(" means " in line and "=>" not in line for line in aligned[-4:-1])  # after
+  assert "=>" in aligned[-5]  # the last exemplar comes before the query alignment
+  metrics = json.loads((x / "metrics.json").read_text())
+  assert set(metrics["nusatranslation_senti"]) == {"sun"}
+
+  result = subprocess.run([sys.executable, "-m", "underrep_jax.evaluation.compare",
+                           str(evaluate), str(x), f"--out={tmp_path / 'cmp'}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert (tmp_path / "cmp" / "comparison.png").is_file()
+
+
+def test_missing_tokenizer_is_a_clear_error(tmp_path):
+  from underrep_jax.models import testing as model_testing
+  model_testing.save_tiny("bloom", tmp_path / "m")
+  env = dict(os.environ, XLA_FLAGS="")
+  result = subprocess.run(
+      [sys.executable, "-m", "underrep_jax.main", "--config=configs/evaluate.py:tiny",
+       f"--workdir={tmp_path / 'w'}", f"--config.model={tmp_path / 'm'}"],
+      cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+  assert result.returncode != 0 and "no tokenizer.json" in result.stderr

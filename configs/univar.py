@@ -1,0 +1,100 @@
+"""UniVaR: contrastive multi-view value embeddings of (LLM, language) identities.
+
+    python -m underrep_jax.main --config=configs/univar.py:tiny --workdir=runs/univar_tiny
+    python -m underrep_jax.main --config=configs/univar.py:tiny --workdir=runs/univar_sm \
+        --config.data.source=speechmap
+    python -m underrep_jax.main --config=configs/univar.py:paper --workdir=runs/univar_l5 \
+        --config.views.max_qas=5 --config.data.source=univar_csv --config.data.path=/data/qas
+
+Presets:
+  tiny   all-MiniLM-L6-v2 on EUValues (49 identities), λ=5, 128 tokens, 16 identities
+         x 2 views per step, 100 steps; minutes on a 2-core CPU.
+  paper  METHODS.md §4: λ from --config.views.max_qas (1, 5, 20 or 80) with max length
+         256, 1024, 2048 or 8192; 3 epochs, AdamW lr 2e-4, weight decay 0.01, 700
+         warmup steps, inverse-sqrt decay, clip 1.0, global batch 64, bf16 compute.
+         The paper's nomic-embed-text-v1 cannot be loaded here (see models/README.md);
+         set --config.encoder.path to a BERT-family checkpoint whose position table
+         covers max_length (MiniLM has 512 positions, so it stops at λ=5).
+
+Data sources (`data.source`): euvalues, speechmap (from $UNDERREP_DATA_DIR or the pinned
+upstream), univar_csv (`data.path`: a folder with one CSV per model, columns qid,
+question, answer, lang, model, mt_lang).
+
+Outputs: WORKDIR/checkpoints/, metrics.jsonl, univar_eval.json (k-NN and linear probes
+for the trained encoder, the untrained one and TF-IDF), value_map.png,
+identity_similarity.png, value_map.csv and report.md. Re-running resumes.
+"""
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.job = "univar"
+  config.data_dir = ""  # default: $UNDERREP_DATA_DIR, else download from upstream
+
+  config.data = ml_collections.ConfigDict(dict(
+      source="euvalues",        # euvalues | speechmap | univar_csv
+      path="",                  # univar_csv: folder of per-model CSVs
+      max_answer_words=256,     # speechmap / univar_csv: answers cut to this many words
+      test_fraction=0.2,        # of the questions, held out for the probes
+      split_seed=0,
+  ))
+  config.encoder = ml_collections.ConfigDict(dict(
+      path="",                  # HF BERT-family directory; empty: all-MiniLM-L6-v2
+      dtype="float32",          # compute dtype
+      param_dtype="float32",
+      remat=False,
+      dropout=True,             # the encoder's own dropout while training
+  ))
+  config.views = ml_collections.ConfigDict(dict(
+      max_qas=5,                # λ: a view holds 1..λ QAs
+      seed=0,
+  ))
+  config.max_length = 128       # tokens per training view (paper: from λ, see `paper`)
+  config.loss = ml_collections.ConfigDict(dict(logit_scale=50.0, symmetric=False))
+  config.eval = ml_collections.ConfigDict(dict(
+      k=50,                     # k-NN neighbours
+      max_length=128,           # tokens per single QA
+      batch_size=64,
+      views_per_identity=10,    # value map: an identity's point is the mean of its views
+      tfidf_max_features=20000,
+  ))
+
+  config.train = ml_collections.ConfigDict(dict(
+      steps=100,
+      batch_size=16,            # identities per step, two views each (all distinct)
+      microbatches=1,           # keep 1: InfoNCE negatives come from the whole batch
+      log_every=10, checkpoint_every=50, keep_checkpoints=2, seed=0,
+      peak_flops_per_device=0.0,
+      async_checkpoints=True,
+      epochs=0.0,               # > 0: steps = epochs * steps per epoch of the train QAs
+  ))
+  config.optimizer = ml_collections.ConfigDict(dict(
+      name="adamw", learning_rate=2e-4, schedule="inverse_sqrt", warmup_steps=10,
+      final_lr_ratio=0.0, weight_decay=0.01, b1=0.9, b2=0.999, eps=1e-8, clip_norm=1.0,
+  ))
+  config.mesh = ml_collections.ConfigDict(dict(shape=(-1, 1, 1)))
+  return config
+
+
+def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:
+  config = base_config()
+  if preset == "tiny":
+    pass
+  elif preset == "paper":
+    config.views.max_qas = 5
+    config.max_length = -1  # from λ: jobs/univar.py PAPER_MAX_LENGTH (1:256 ... 80:8192)
+    config.encoder.dtype = "bfloat16"
+    config.encoder.remat = True
+    config.train.batch_size = 64
+    config.train.epochs = 3.0
+    config.train.checkpoint_every = 500
+    config.train.log_every = 20
+    config.optimizer.learning_rate = 2e-4
+    config.optimizer.warmup_steps = 700
+    config.eval.max_length = 256
+    config.eval.views_per_identity = 20
+  else:
+    raise ValueError(f"unknown preset {preset!r}; known: tiny, paper")
+  return config

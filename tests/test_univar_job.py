@@ -1,0 +1,83 @@
+"""The UniVaR job end to end on a small UniVaR-format CSV folder: train, probes, map, resume."""
+
+import csv
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+MODELS = ("alpha", "beta", "gamma", "delta")
+LANGUAGES = ("eng", "ind")
+QUESTIONS = 12
+SMALL = ["--config.data.source=univar_csv", "--config.views.max_qas=2",
+         "--config.max_length=48", "--config.eval.max_length=48", "--config.eval.k=5",
+         "--config.eval.views_per_identity=3", "--config.train.batch_size=4",
+         "--config.train.log_every=1", "--config.train.checkpoint_every=0",
+         "--config.train.steps=3"]
+
+
+def _write_csvs(folder: pathlib.Path) -> None:
+  """One CSV per model; each identity leans to its own answer, so it has a signal."""
+  folder.mkdir()
+  stances = ["strongly agree", "agree", "disagree", "strongly disagree"]
+  for m, model in enumerate(MODELS):
+    with open(folder / f"{model}.csv", "w", newline="", encoding="utf-8") as f:
+      writer = csv.writer(f)
+      writer.writerow(["qid", "question", "answer", "lang", "model", "mt_lang"])
+      for l, lang in enumerate(LANGUAGES):
+        for q in range(QUESTIONS):
+          stance = stances[(m + l + (q % 3 == 0)) % len(stances)]
+          writer.writerow([f"q{q}", f"Do you agree that value number {q} matters?",
+                           f"I {stance} with statement {q}.", lang, model, "eng"])
+
+
+def _run(workdir: pathlib.Path, data: pathlib.Path) -> None:
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", XLA_FLAGS="")
+  result = subprocess.run(
+      [sys.executable, "-m", "underrep_jax.main", "--config=configs/univar.py:tiny",
+       f"--workdir={workdir}", f"--config.data.path={data}", *SMALL],
+      cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+  assert result.returncode == 0, result.stderr[-4000:]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  root = tmp_path_factory.mktemp("univar_job")
+  data, workdir = root / "qas", root / "run"
+  _write_csvs(data)
+  _run(workdir, data)
+  first = (workdir / "metrics.jsonl").read_text().splitlines()
+  _run(workdir, data)
+  return workdir, first
+
+
+def test_trains_evaluates_and_maps(trained):
+  workdir, first = trained
+  assert [json.loads(l)["step"] for l in first] == [1, 2, 3]
+  assert all("pair_accuracy" in json.loads(l) for l in first)
+  results = json.loads((workdir / "univar_eval.json").read_text())
+  assert results["num_identities"] == len(MODELS) * len(LANGUAGES)
+  for name in ("univar", "base", "tfidf"):
+    assert set(results[name]) == {"knn_acc", "knn_weighted_f1", "linear_acc@1",
+                                  "linear_acc@5", "linear_acc@10"}
+    assert all(0.0 <= v <= 1.0 for v in results[name].values())
+  with open(workdir / "value_map.csv", newline="", encoding="utf-8") as f:
+    rows = list(csv.DictReader(f))
+  assert sorted(r["identity"] for r in rows) == sorted(
+      f"{m}|{l}" for m in MODELS for l in LANGUAGES)
+  assert (workdir / "value_map.png").stat().st_size > 0
+  assert (workdir / "identity_similarity.png").stat().st_size > 0
+  assert "| univar |" in (workdir / "report.md").read_text()
+
+
+def test_second_run_resumes_without_training(trained):
+  workdir, first = trained
+  # The second run restored step 3 and trained no further: no new metric lines.
+  assert (workdir / "metrics.jsonl").read_text().splitlines() == first
+  assert sorted(p.name for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == ["3"]
+  summary = json.loads((workdir / "univar_summary.json").read_text())
+  assert summary["step"] == 3 and summary["identities"] == 8

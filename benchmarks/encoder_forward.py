@@ -13,7 +13,6 @@ import os
 import pathlib
 import statistics
 import tempfile
-import time
 
 import jax
 import numpy as np
@@ -21,6 +20,8 @@ import torch
 import transformers
 
 from underrep_jax.models import hf
+
+import timing  # benchmarks/timing.py
 
 
 def minilm_dir() -> pathlib.Path:
@@ -70,12 +71,7 @@ def main():
   for _ in range(2):  # warm-up (compilation, allocator, thread pools)
     run_ours()
     run_theirs()
-  times = {"ours": [], "torch": []}
-  for _ in range(args.runs):
-    for name, fn in (("ours", run_ours), ("torch", run_theirs)):
-      start = time.perf_counter()
-      fn()
-      times[name].append(time.perf_counter() - start)
+  times = timing.alternate({"ours": run_ours, "torch": run_theirs}, args.runs)
   ours_s, torch_s = statistics.median(times["ours"]), statistics.median(times["torch"])
   print(f"model={args.model} batch={args.batch}x{args.length} fp32 threads={args.threads} "
         f"runs={args.runs} max_abs_diff={diff:.2e}")

@@ -36,6 +36,8 @@ from underrep_jax.train import optimizer
 from underrep_jax.train import state as state_lib
 from underrep_jax.train import steps
 
+import timing  # benchmarks/timing.py
+
 OPTIMIZER = dict(name="adamw", learning_rate=1e-4, schedule="constant", warmup_steps=0,
                  weight_decay=0.01, b1=0.9, b2=0.999, eps=1e-8, clip_norm=1.0,
                  no_decay_patterns=("bias", "norm", "ln_"))
@@ -120,12 +122,7 @@ def main():
 
   first = run_ours(), run_theirs()
   run_ours(), run_theirs()  # warm-up (compilation, allocator, thread pools)
-  times = {"ours": [], "torch": []}
-  for _ in range(args.runs):
-    for name, fn in (("ours", run_ours), ("torch", run_theirs)):
-      start = time.perf_counter()
-      fn()
-      times[name].append(time.perf_counter() - start)
+  times = timing.alternate({"ours": run_ours, "torch": run_theirs}, args.runs)
   ours_s, torch_s = statistics.median(times["ours"]), statistics.median(times["torch"])
   peak = matmul_peak_flops()
   tokens = args.batch * args.length

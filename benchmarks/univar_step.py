@@ -15,7 +15,6 @@ is `ratio=X.XX`: our steps/s divided by torch's (>1 means we are faster).
 import argparse
 import os
 import statistics
-import time
 
 import ml_collections
 import numpy as np
@@ -31,6 +30,8 @@ from underrep_jax.train import optimizer
 from underrep_jax.train import state as state_lib
 from underrep_jax.train import steps
 from underrep_jax.univar import encoder
+
+import timing  # benchmarks/timing.py
 
 LOGIT_SCALE = 50.0
 OPTIMIZER = dict(name="adamw", learning_rate=2e-4, schedule="constant", warmup_steps=0,
@@ -114,12 +115,7 @@ def main():
 
   first = run_ours(), run_theirs()
   run_ours(), run_theirs()  # warm-up (compilation, allocator, thread pools)
-  times = {"ours": [], "torch": []}
-  for _ in range(args.runs):
-    for name, fn in (("ours", run_ours), ("torch", run_theirs)):
-      start = time.perf_counter()
-      fn()
-      times[name].append(time.perf_counter() - start)
+  times = timing.alternate({"ours": run_ours, "torch": run_theirs}, args.runs)
   ours_s, torch_s = statistics.median(times["ours"]), statistics.median(times["torch"])
   print(f"all-MiniLM-L6-v2 InfoNCE pairs={args.pairs} views of {args.length} tokens fp32 "
         f"threads={args.threads} runs={args.runs}")

@@ -18,11 +18,13 @@ SMALL = ["--config.data.corpus=nusaxmt", "--config.data.pivot=ind",
 
 
 def _run(workdir, *args):
+  """Runs the job from the workdir's parent with a relative --workdir, as users do."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", XLA_FLAGS="")
   result = subprocess.run(
-      [sys.executable, "-m", "underrep_jax.main", "--config=configs/instructalign.py:tiny",
-       f"--workdir={workdir}", *SMALL, *args],
-      cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
+      [sys.executable, "-m", "underrep_jax.main",
+       f"--config={REPO / 'configs' / 'instructalign.py'}:tiny", f"--workdir={workdir.name}",
+       *SMALL, *args],
+      cwd=workdir.parent, capture_output=True, text=True, timeout=900, env=env)
   assert result.returncode == 0, result.stderr[-4000:]
   return [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
 

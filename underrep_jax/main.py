@@ -111,6 +111,8 @@ def main(argv: list[str]) -> None:
   workdir = _WORKDIR.value
   if not workdir:
     usage_error("--workdir is required")
+  if "://" not in workdir:  # local: absolute, so jobs and Orbax see one unambiguous path
+    workdir = os.path.abspath(workdir)
   job = load_job(config.job)
   if os.environ.get("UNDERREP_DISTRIBUTED") or os.environ.get("UNDERREP_NUM_PROCESSES"):
     from underrep_jax import parallel  # multi-host: join the other processes first

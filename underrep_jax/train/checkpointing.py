@@ -33,6 +33,8 @@ class Checkpointer:
   def __init__(self, directory: str | epath.Path, keep: int | None = 3,
                async_save: bool = True):
     self.directory = epath.Path(directory)
+    if "://" not in str(directory):  # Orbax needs absolute local paths; gs:// stays as is
+      self.directory = self.directory.absolute()
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep or None, create=True, cleanup_tmp_directories=True,
         enable_async_checkpointing=async_save)

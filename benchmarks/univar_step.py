@@ -32,21 +32,12 @@ from underrep_jax.train import steps
 from underrep_jax.univar import encoder
 
 import timing  # benchmarks/timing.py
+import torch_reference  # benchmarks/torch_reference.py
 
 LOGIT_SCALE = 50.0
 OPTIMIZER = dict(name="adamw", learning_rate=2e-4, schedule="constant", warmup_steps=0,
                  weight_decay=0.01, b1=0.9, b2=0.999, eps=1e-8, clip_norm=1.0,
                  no_decay_patterns=("bias", "norm", "ln_"))
-
-
-def torch_optimizer(model):
-  """torch AdamW with the same decay mask as ours: no decay on vectors."""
-  decay = [p for p in model.parameters() if p.ndim >= 2]
-  no_decay = [p for p in model.parameters() if p.ndim < 2]
-  return torch.optim.AdamW([{"params": decay, "weight_decay": OPTIMIZER["weight_decay"]},
-                            {"params": no_decay, "weight_decay": 0.0}],
-                           lr=OPTIMIZER["learning_rate"], betas=(OPTIMIZER["b1"], OPTIMIZER["b2"]),
-                           eps=OPTIMIZER["eps"])
 
 
 def torch_embed(model, ids, mask):
@@ -97,7 +88,7 @@ def main():
   loss_fn = univar.make_loss_fn(ours.module, LOGIT_SCALE, symmetric=False, dropout=False)
   train_step = steps.make_train_step(loss_fn, tx, schedule, shardings, mesh)
   global_batch = parallel.host_local_to_global(batch, mesh)
-  torch_opt = torch_optimizer(theirs)
+  torch_opt = torch_reference.adamw(theirs, OPTIMIZER)
 
   def run_ours():
     nonlocal state

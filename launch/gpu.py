@@ -15,6 +15,8 @@ import shlex
 import subprocess
 import sys
 
+import arguments  # launch/arguments.py
+
 ENV = {"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.92", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
@@ -62,11 +64,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
   parser.add_argument("--data_dir", default="")
   parser.add_argument("--script", default="", help="slurm: where to write the sbatch script")
   parser.add_argument("--dry_run", action="store_true")
-  own, main_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv \
-      else (argv, [])
-  args = parser.parse_args(own)
-  args.main_args = main_args  # everything after "--" goes to underrep_jax.main unchanged
-  return args
+  return arguments.parse_with_main_args(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:

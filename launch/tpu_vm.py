@@ -18,6 +18,8 @@ import shlex
 import subprocess
 import sys
 
+import arguments  # launch/arguments.py
+
 DEFAULT_RUNTIME = "tpu-ubuntu2204-base"
 REMOTE_DIR = "underrep_jax"
 LOG_FILE = "underrep_jax.log"
@@ -86,11 +88,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
   parser.add_argument("--source", default=".", help="local checkout copied to every worker")
   parser.add_argument("--data_dir", default="", help="UNDERREP_DATA_DIR on the workers")
   parser.add_argument("--dry_run", action="store_true", help="print the commands only")
-  own, main_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv \
-      else (argv, [])
-  args = parser.parse_args(own)
-  args.main_args = main_args  # everything after "--" goes to underrep_jax.main unchanged
-  return args
+  return arguments.parse_with_main_args(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:

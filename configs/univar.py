@@ -37,7 +37,10 @@ def base_config() -> ml_collections.ConfigDict:
       source="euvalues",        # euvalues | speechmap | univar_csv
       path="",                  # univar_csv: folder of per-model CSVs
       max_answer_words=256,     # speechmap / univar_csv: answers cut to this many words
-      test_fraction=0.2,        # of the questions, held out for the probes
+      test_fraction=0.2,        # share held out for the probes
+      split_unit="question",    # question: the same questions held out for every identity;
+                                # qa: each identity's QAs split on their own (the probe
+                                # then sees other identities' answers to a test question)
       split_seed=0,
   ))
   config.encoder = ml_collections.ConfigDict(dict(
@@ -49,6 +52,7 @@ def base_config() -> ml_collections.ConfigDict:
   ))
   config.views = ml_collections.ConfigDict(dict(
       max_qas=5,                # λ: a view holds 1..λ QAs
+      align_questions=False,    # all anchors of a batch share questions, as do positives
       seed=0,
   ))
   config.max_length = 128       # tokens per training view (paper: from λ, see `paper`)

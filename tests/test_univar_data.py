@@ -34,9 +34,11 @@ def test_euvalues_has_49_identities(euvalues):
                                       "minimistral3", "qwen", "salamandra"}
   assert {qa.language for qa in qas} == set(data.EUVALUES_LANGUAGES.values())
   # Counts verified against the files (see the readers' skip rules).
-  assert len(qas) == 4906
+  assert len(qas) == 5419
   assert len(groups["qwen|eng"]) == 224
   assert len(groups["gemma|spa"]) == 77
+  assert len(groups["gemma|hun"]) == 94  # most by the label's position (choice_by_position)
+  assert min(len(g) for g in groups.values()) == 14  # apertus-70B|hun
   for group in groups.values():
     assert len({qa.qid for qa in group}) == len(group)
 
@@ -66,6 +68,24 @@ def test_euvalues_renders_gb_texts(euvalues, data_dir):
                          "your life. — Work")
   assert qa.answer == "very important"
   assert qa.source.endswith("llm_survey_gemma_responses_es.csv") and qa.row == 2
+  # gemma asked in Hungarian, v22 (row 23): the scale "említette, nem említette, NT, NV"
+  # has no codes; "@@nem említette@@" is its 2nd label, gb code 2 "not mentioned".
+  qa = by_key[("gemma|hun", "v22")]
+  assert qa.answer == "not mentioned" and qa.row == 23
+
+
+def test_choice_by_position():
+  gb = {1: "mentioned", 2: "not mentioned", 8: "Don't Know, DK", 9: "Not Answer, NA"}
+  all_four = "említette, nem említette, NT, NV"
+  assert data.choice_by_position("Final answer: @@nem említette@@", all_four, gb) == 2
+  assert data.choice_by_position("Final answer: @@NV@@", all_four, gb) == 9
+  assert data.choice_by_position("@@Említette.@@", all_four, gb) == 1
+  # Only the substantive options listed: positions map onto gb 1, 2.
+  assert data.choice_by_position("nem említette", "említette - nem említette", gb) == 2
+  # Three labels for four codes (options merged or reordered): no safe mapping.
+  assert data.choice_by_position("@@NV@@", "nem említette, NV, NT", gb) is None
+  assert data.choice_by_position("@@valami más@@", all_four, gb) is None
+  assert data.choice_by_position("Válasz: NT", all_four, gb) == 8
 
 
 def test_parse_choice_and_scales():

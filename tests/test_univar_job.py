@@ -9,10 +9,13 @@ import sys
 
 import pytest
 
+from underrep_jax.univar import data as data_lib
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MODELS = ("alpha", "beta", "gamma", "delta")
 LANGUAGES = ("eng", "ind")
 QUESTIONS = 12
+SMALL_MODEL = "epsilon"
 SMALL = ["--config.data.source=univar_csv", "--config.views.max_qas=2",
          "--config.max_length=48", "--config.eval.max_length=48", "--config.eval.k=5",
          "--config.eval.views_per_identity=3", "--config.train.batch_size=4",
@@ -33,6 +36,17 @@ def _write_csvs(folder: pathlib.Path) -> None:
           stance = stances[(m + l + (q % 3 == 0)) % len(stances)]
           writer.writerow([f"q{q}", f"Do you agree that value number {q} matters?",
                            f"I {stance} with statement {q}.", lang, model, "eng"])
+  # A small identity: 2 train questions and 1 test question, too few for two views of
+  # up to λ=2 QAs, so it is left out of training but still probed and mapped.
+  qids = [f"q{q}" for q in range(QUESTIONS)]
+  train, test = data_lib.split_qas([data_lib.QA("x|eng", "x", "eng", q, "?", "!") for q in qids],
+                                   test_fraction=0.2, seed=0)
+  with open(folder / f"{SMALL_MODEL}.csv", "w", newline="", encoding="utf-8") as f:
+    writer = csv.writer(f)
+    writer.writerow(["qid", "question", "answer", "lang", "model", "mt_lang"])
+    for qa in train[:2] + test[:1]:
+      writer.writerow([qa.qid, f"Do you agree that value {qa.qid} matters?",
+                       "I have no opinion.", "eng", SMALL_MODEL, "eng"])
 
 
 def _run(workdir: pathlib.Path, data: pathlib.Path) -> None:
@@ -60,7 +74,7 @@ def test_trains_evaluates_and_maps(trained):
   assert [json.loads(l)["step"] for l in first] == [1, 2, 3]
   assert all("pair_accuracy" in json.loads(l) for l in first)
   results = json.loads((workdir / "univar_eval.json").read_text())
-  assert results["num_identities"] == len(MODELS) * len(LANGUAGES)
+  assert results["num_identities"] == len(MODELS) * len(LANGUAGES) + 1  # + the small one
   for name in ("univar", "base", "tfidf"):
     assert set(results[name]) == {"knn_acc", "knn_weighted_f1", "linear_acc@1",
                                   "linear_acc@5", "linear_acc@10"}
@@ -68,7 +82,7 @@ def test_trains_evaluates_and_maps(trained):
   with open(workdir / "value_map.csv", newline="", encoding="utf-8") as f:
     rows = list(csv.DictReader(f))
   assert sorted(r["identity"] for r in rows) == sorted(
-      f"{m}|{l}" for m in MODELS for l in LANGUAGES)
+      [f"{m}|{l}" for m in MODELS for l in LANGUAGES] + [f"{SMALL_MODEL}|eng"])
   assert (workdir / "value_map.png").stat().st_size > 0
   assert (workdir / "identity_similarity.png").stat().st_size > 0
   assert "| univar |" in (workdir / "report.md").read_text()
@@ -80,4 +94,5 @@ def test_second_run_resumes_without_training(trained):
   assert (workdir / "metrics.jsonl").read_text().splitlines() == first
   assert sorted(p.name for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == ["3"]
   summary = json.loads((workdir / "univar_summary.json").read_text())
-  assert summary["step"] == 3 and summary["identities"] == 8
+  assert summary["step"] == 3 and summary["identities"] == 9
+  assert summary["trained_identities"] == 8

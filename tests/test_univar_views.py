@@ -89,3 +89,39 @@ def test_identity_views():
   texts, labels = views.identity_views(_qas(4, 12), views_per_identity=3, max_qas_per_view=4)
   assert len(texts) == 12 and labels == sorted(labels)
   assert all(1 <= len(_view_qas(t)) <= 4 for t in texts)
+
+
+def _questions(view):
+  return [line.split(" A: ")[0] for line in _view_qas(view)]
+
+
+def test_aligned_views_share_questions_across_identities():
+  qas = _qas(num_identities=8, per_identity=12)
+  # One identity lacks q0..q3: it takes the next questions it answered instead.
+  qas = [qa for qa in qas if not (qa.identity == "m0|fin" and qa.qid in {"q0", "q1", "q2", "q3"})]
+  sampler = views.ViewSampler(qas, identities_per_batch=6, max_qas_per_view=3, seed=3,
+                              align_questions=True)
+  sizes = set()
+  for step in range(30):
+    batch = sampler.batch(step)
+    assert len(set(batch.identity_ids.tolist())) == 6
+    full = [i for i, ident in enumerate(batch.identity_ids)
+            if sampler.identities[ident] != "m0|fin"]
+    anchor_questions = {tuple(_questions(batch.anchors[i])) for i in full}
+    positive_questions = {tuple(_questions(batch.positives[i])) for i in full}
+    assert len(anchor_questions) == 1 and len(positive_questions) == 1  # same questions, order
+    (a,), (p,) = anchor_questions, positive_questions
+    assert not set(a) & set(p)
+    sizes.update((len(a), len(p)))
+    for ident, anchor, positive in zip(batch.identity_ids, batch.anchors, batch.positives):
+      assert not set(_view_qas(anchor)) & set(_view_qas(positive))
+      for line in _view_qas(anchor) + _view_qas(positive):  # every QA is the identity's own
+        assert any(line == views.render_qa(qa) for qa in sampler.groups[sampler.identities[ident]])
+  assert sizes == {1, 2, 3}
+  again = views.ViewSampler(list(reversed(qas)), 6, 3, seed=3, align_questions=True)
+  assert again.batch(11).anchors == sampler.batch(11).anchors
+
+
+def test_aligned_views_need_disjoint_views():
+  with pytest.raises(ValueError, match="align_questions needs disjoint_views"):
+    views.ViewSampler(_qas(), 4, 3, disjoint_views=False, align_questions=True)

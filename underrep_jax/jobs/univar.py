@@ -58,21 +58,31 @@ def view_length(config) -> int:
   return PAPER_MAX_LENGTH[lam]
 
 
-def prepare_qas(config) -> tuple[list[data_lib.QA], list[data_lib.QA]]:
-  """(train, test) QAs of the identities that can give two disjoint views of λ QAs."""
+def prepare_qas(config) -> tuple[list[data_lib.QA], list[data_lib.QA], list[data_lib.QA]]:
+  """(QAs that training views draw from, train QAs for the probes, test QAs).
+
+  Training views need identities with two disjoint views of up to λ QAs; smaller ones
+  are left out of training (with a warning) but still take part in the probes and the
+  map, which only embed single QAs and short views.
+  """
   qas = read_qas(config.data)
   if not qas:
     raise DataError(f"data.source={config.data.source!r}: no usable QAs")
   train, test = data_lib.split_qas(qas, config.data.test_fraction, config.data.split_seed,
-                                   unit="question")
-  train, dropped = views_lib.drop_small_identities(train, 2 * int(config.views.max_qas))
+                                   unit=config.data.split_unit)
+  view_qas, dropped = views_lib.drop_small_identities(train, 2 * int(config.views.max_qas))
   if dropped:
-    logging.warning("Dropped %d identities with fewer than %d train QAs (2 disjoint views "
-                    "of up to λ=%d): %s", len(dropped), 2 * config.views.max_qas,
-                    config.views.max_qas, ", ".join(dropped))
-  kept = {qa.identity for qa in train}
-  test = [qa for qa in test if qa.identity in kept]
-  return train, test
+    logging.warning("Not training on %d identities with fewer than %d train QAs (2 disjoint "
+                    "views of up to λ=%d); the probes and the map still include them: %s",
+                    len(dropped), 2 * config.views.max_qas, config.views.max_qas,
+                    ", ".join(dropped))
+  if not view_qas:
+    raise DataError(f"data.source={config.data.source!r}: no identity has the "
+                    f"{2 * config.views.max_qas} train QAs that two views of up to "
+                    f"λ={config.views.max_qas} QAs need; lower --config.views.max_qas")
+  with_train = {qa.identity for qa in train}
+  test = [qa for qa in test if qa.identity in with_train]  # a probe cannot predict the rest
+  return view_qas, train, test
 
 
 def resolve_steps(config, num_train_qas: int) -> int:
@@ -173,14 +183,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
     raise ValueError(f"max_length={length} exceeds the encoder's "
                      f"{module.config.max_position_embeddings} positions ({path})")
 
-  train, test = prepare_qas(config)
-  sampler = views_lib.ViewSampler(train, config.train.batch_size, config.views.max_qas,
-                                  seed=config.views.seed)
-  config.train.steps = resolve_steps(config, len(train))
-  logging.info("UniVaR on %s: %d identities, %d train / %d test QAs, λ=%d, %d tokens per "
-               "view, %d steps of %d identities x 2 views", config.data.source,
-               len(sampler.identities), len(train), len(test), config.views.max_qas, length,
-               config.train.steps, config.train.batch_size)
+  view_qas, train, test = prepare_qas(config)
+  sampler = views_lib.ViewSampler(view_qas, config.train.batch_size, config.views.max_qas,
+                                  seed=config.views.seed,
+                                  align_questions=config.views.align_questions)
+  config.train.steps = resolve_steps(config, len(view_qas))
+  logging.info("UniVaR on %s: %d identities (%d trained on), %d train / %d test QAs, λ=%d, "
+               "%d tokens per view, %d steps of %d identities x 2 views", config.data.source,
+               len({qa.identity for qa in train}), len(sampler.identities), len(train),
+               len(test), config.views.max_qas, length, config.train.steps,
+               config.train.batch_size)
 
   pretrained = hf.load(path, dtype=config.encoder.dtype, param_dtype=config.encoder.param_dtype,
                        remat=config.encoder.remat)
@@ -206,7 +218,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
       make_batches=make_batch_factory(sampler, tokenizer, length, pad_id),
       flops_per_token=flops, load_params=load_params)
   summary = {"source": config.data.source, "encoder": path,
-             "identities": len(sampler.identities), "train_qas": len(train),
+             "identities": len({qa.identity for qa in train}),
+             "trained_identities": len(sampler.identities), "train_qas": len(train),
              "test_qas": len(test), "max_qas": config.views.max_qas, "max_length": length,
              "step": result.step, "preempted": result.preempted,
              "last_metrics": result.last_metrics}

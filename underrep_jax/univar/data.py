@@ -187,7 +187,8 @@ _SCALE_DASH = (re.compile(r"\s*,\s*(?=\d+\s*-)"), re.compile(r"(\d+)\s*-\s*(.*)"
 # "01.Label - 02.Label": some Russian items.
 _SCALE_DOT = (re.compile(r"\s+-\s+(?=\d+\.)"), re.compile(r"(\d+)\.\s*(.*)", re.S))
 _MISSING_LABEL = re.compile(r",\s*(DK|NA)\s*$")
-_FINAL_ANSWER = re.compile(r"final answer\s*:", re.I)
+# "Final answer:" as the prompts asked; "Válasz:" ("Answer:") where Hungarian answers use it.
+_FINAL_ANSWER = re.compile(r"(?:final answer|válasz)\s*:", re.I)
 _LEADING_CODE = re.compile(r"(\d+)(?!\d)")
 
 
@@ -210,6 +211,15 @@ def parse_scale(scale: str) -> dict[int, str] | None:
   return None
 
 
+def _answer_text(model_response: str) -> str:
+  """The answer part of a response: after "Final answer:", without "@@" and brackets."""
+  text = model_response
+  m = _FINAL_ANSWER.search(text)
+  if m:
+    text = text[m.end():]
+  return text.replace("@@", " ").strip().strip("<>[]*\"' ").strip()
+
+
 def parse_choice(model_response: str, own_scale: Mapping[int, str] | None) -> int | None:
   """The code a model chose, or None when the response names none.
 
@@ -217,11 +227,7 @@ def parse_choice(model_response: str, own_scale: Mapping[int, str] | None) -> in
   leading integer ("@@1@@", "1 (Neví)", "<2>"). A response that is instead one of the
   labels of the row's own scale (or its abbreviation, "DK") maps to that label's code.
   """
-  text = model_response
-  m = _FINAL_ANSWER.search(text)
-  if m:
-    text = text[m.end():]
-  text = text.replace("@@", " ").strip().strip("<>[]*\"' ").strip()
+  text = _answer_text(model_response)
   m = _LEADING_CODE.match(text)
   if m:
     return int(m.group(1))
@@ -231,6 +237,39 @@ def parse_choice(model_response: str, own_scale: Mapping[int, str] | None) -> in
       names = {label.casefold()} | {label.rsplit(",", 1)[-1].strip().casefold()}
       if label and wanted in names:
         return code
+  return None
+
+
+# "nagyon fontos, elég fontos, nem fontos": Hungarian and Russian scales without codes.
+_LABEL_SEPARATORS = (re.compile(r"\s+-\s+"), re.compile(r"\s*,\s*"))
+
+
+def _label_key(text: str) -> str:
+  return text.strip().casefold().rstrip(".").strip()
+
+
+def choice_by_position(model_response: str, scale: str,
+                       gb_scale: Mapping[int, str]) -> int | None:
+  """The gb code of a label chosen from a scale that lists labels without codes.
+
+  The translated surveys keep the gb order of the options, so the k-th label is the k-th
+  gb code: of all gb codes when the scale lists as many labels as the gb scale has
+  codes, else of the substantive ones (not "DK"/"NA") when it lists that many. Any other
+  count (merged or missing options), or a response that is not one of the labels,
+  gives None.
+  """
+  wanted = _label_key(_answer_text(model_response))
+  if not wanted:
+    return None
+  codes = sorted(gb_scale)
+  substantive = [c for c in codes if not _MISSING_LABEL.search(gb_scale[c])]
+  for separator in _LABEL_SEPARATORS:
+    labels = [_label_key(part) for part in separator.split(scale.strip()) if part.strip()]
+    if len(labels) < 2 or wanted not in labels or len(set(labels)) != len(labels):
+      continue
+    for targets in (codes, substantive):
+      if len(labels) == len(targets):
+        return targets[labels.index(wanted)]
   return None
 
 
@@ -299,7 +338,9 @@ def read_euvalues(models: Iterable[str] | None = None,
 
   Each response row is matched to the gb survey item with the same `variable`. The QA is
   the gb question text and item; the answer is the gb text of the chosen code. The code
-  is read from `model_response` and must be on the gb scale. Where the row's own
+  is read from `model_response` and must be on the gb scale; where the row's scale lists
+  labels without codes (many Hungarian and Russian items), the chosen label's position
+  gives the code (`choice_by_position`). Where the row's own
   response scale lists codes, they must be the gb scale's codes: the upstream files
   reuse variable names for different items in some languages, and this catches those
   mismatches (a mismatch with the same codes cannot be seen and stays). Skipped, counted
@@ -333,6 +374,9 @@ def read_euvalues(models: Iterable[str] | None = None,
       item = candidates[0]
       own_scale = parse_scale(record["response_scale"])
       code = parse_choice(record["model_response"], own_scale)
+      if code is None and own_scale is None and item.scale is not None:
+        code = choice_by_position(record["model_response"], record["response_scale"],
+                                  item.scale)
       if code is None:
         counts["unparseable_response"] += 1
         continue

@@ -13,6 +13,7 @@ each epoch is dropped), so every identity is seen about equally often.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
+import collections
 import dataclasses
 
 import numpy as np
@@ -88,10 +89,19 @@ class ViewSampler:
   """Seeded, resumable batches of two views for each of B distinct identities."""
 
   def __init__(self, qas: Mapping[str, Sequence[QA]] | Iterable[QA], identities_per_batch: int,
-               max_qas_per_view: int, seed: int = 0, disjoint_views: bool = True):
+               max_qas_per_view: int, seed: int = 0, disjoint_views: bool = True,
+               align_questions: bool = False):
     """`disjoint_views`: the two views of a pair share no QA, so that the pair cannot be
     matched by repeated text; each identity then needs 2 * max_qas_per_view QAs
-    (else max_qas_per_view)."""
+    (else max_qas_per_view).
+
+    `align_questions`: all anchors of a batch answer the same questions (in the same
+    order), and so do all positives, as far as each identity answered them. Where every
+    identity answers the same questionnaire (EUValues, SpeechMap), unaligned views let a
+    negative share questions with the anchor while the positive shares none, so early
+    training matches question topics, not answers, and collapses; aligned views differ
+    only in their answers. Needs disjoint views.
+    """
     if max_qas_per_view < 1:
       raise ValueError(f"max_qas_per_view must be >= 1, got {max_qas_per_view}")
     if seed < 0:
@@ -105,6 +115,9 @@ class ViewSampler:
     self.max_qas_per_view = max_qas_per_view
     self.seed = seed
     self.disjoint_views = disjoint_views
+    if align_questions and not disjoint_views:
+      raise ValueError("align_questions needs disjoint_views")
+    self.align_questions = align_questions
     needed = 2 * max_qas_per_view if disjoint_views else max_qas_per_view
     _check_enough(self.groups, needed, f"two disjoint views of up to {max_qas_per_view} QAs"
                   if disjoint_views else f"a view of up to {max_qas_per_view} QAs")
@@ -134,10 +147,39 @@ class ViewSampler:
       second = rng.choice(len(group), size=m2, replace=False)
     return (render_view(group[i] for i in first), render_view(group[i] for i in second))
 
+  def _aligned_pairs(self, step: int, ids: np.ndarray) -> list[tuple[str, str]]:
+    """Pairs whose anchors share questions, as do their positives (see __init__).
+
+    Questions are ranked by how many of the batch's identities answered them (ties in a
+    seeded random order); each identity's anchor is its first m1 answered questions of
+    that ranking and its positive the next m2, with m1, m2 ~ U[1, λ] drawn per batch.
+    """
+    rng = _rng(self.seed, _VIEW_STREAM, step)
+    m1, m2 = (int(m) for m in rng.integers(1, self.max_qas_per_view + 1, size=2))
+    answers = []
+    for i in ids:
+      by_qid = {}
+      for qa in self.groups[self.identities[int(i)]]:
+        by_qid.setdefault(qa.qid, qa)  # repeated qids: the first answer stands for them
+      answers.append(by_qid)
+    counts = collections.Counter(qid for by_qid in answers for qid in by_qid)
+    qids = sorted(counts)
+    tiebreak = rng.random(len(qids))
+    ranking = [qids[j] for j in sorted(range(len(qids)),
+                                       key=lambda j: (-counts[qids[j]], tiebreak[j]))]
+    pairs = []
+    for by_qid in answers:
+      own = [by_qid[qid] for qid in ranking if qid in by_qid]
+      pairs.append((render_view(own[:m1]), render_view(own[m1:m1 + m2])))
+    return pairs
+
   def batch(self, step: int) -> ViewBatch:
     """The global batch of `step`: a pure function of (seed, step)."""
     ids = self.batch_identities(step)
-    pairs = [self._pair(step, int(i)) for i in ids]
+    if self.align_questions:
+      pairs = self._aligned_pairs(step, ids)
+    else:
+      pairs = [self._pair(step, int(i)) for i in ids]
     return ViewBatch([a for a, _ in pairs], [p for _, p in pairs], ids, step)
 
 

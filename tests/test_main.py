@@ -39,8 +39,10 @@ def test_unknown_job(tmp_path):
                            "--config.job=nope"), "nope", "inspect_data")
 
 
-def test_missing_workdir():
-  _assert_usage_error(_run("--config=configs/inspect_data.py"), "--workdir")
+def test_default_workdir():
+  from underrep_jax import main
+  assert main.default_workdir("--config=configs/univar.py:tiny") == "runs/univar_tiny"
+  assert main.default_workdir("--config=/x/configs/evaluate.py") == "runs/evaluate"
 
 
 def test_inspect_job_writes_summary(tmp_path):

@@ -35,6 +35,7 @@ def test_value_map_files(tmp_path):
   assert "Identities: 8. Chance Acc@1 = 1/8 = 12.50%." in report
   assert "| univar | 20.37 | 19.00 | 18.67 | 45.75 | 61.70 |" in report
   assert "| chance | 12.50 | – | 12.50 | 62.50 | 100.00 |" in report
+  assert "k-NN accuracy, trained / untrained encoder: 19.78x." in report  # 20.37 / 1.03
   lines = [line for line in report.splitlines() if line.startswith("|")]
   assert [line.split("|")[1].strip() for line in lines[2:]] == ["univar", "base", "tfidf",
                                                                 "chance"]

@@ -24,7 +24,9 @@ from underrep_jax import jobs
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with a preset: configs/x.py[:preset].",
     lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and outputs.")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Directory for checkpoints, metrics and outputs (default: "
+    "runs/<config name>_<preset> under the current directory).")
 
 EXIT_USAGE = 2
 
@@ -80,6 +82,14 @@ def _summary(text: str) -> str:
   return lines[0]
 
 
+def default_workdir(config_flag: str) -> str:
+  """runs/<config file stem>_<preset> ("runs/univar_tiny") for a --config value."""
+  value = config_flag.split("=", 1)[-1]
+  path, _, preset = value.partition(":")
+  name = os.path.splitext(os.path.basename(path))[0] or "job"
+  return os.path.join("runs", f"{name}_{preset}" if preset else name)
+
+
 class _QuietLibraries(pylogging.Filter):
   """Keeps the console readable: libraries' INFO chatter (Orbax writes a dozen lines per
   checkpoint) is dropped; their warnings and errors, and all of our own logs, stay."""
@@ -108,9 +118,7 @@ def main(argv: list[str]) -> None:
                 f"{lines[-1] if lines else type(e).__name__}")
   if not has_job:
     usage_error("the config has no 'job' field naming a module in underrep_jax/jobs/")
-  workdir = _WORKDIR.value
-  if not workdir:
-    usage_error("--workdir is required")
+  workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].serialize())
   if "://" not in workdir:  # local: absolute, so jobs and Orbax see one unambiguous path
     workdir = os.path.abspath(workdir)
   job = load_job(config.job)
@@ -121,6 +129,8 @@ def main(argv: list[str]) -> None:
     from underrep_jax.data import sources  # plain Python: no TensorFlow at start-up
     sources.set_data_dir(config.data_dir)
   logging.info("Running job %s in %s", config.job, workdir)
+  if not _WORKDIR.value:
+    print(f"underrep_jax.main: no --workdir given; writing to {workdir}", file=sys.stderr)
   from underrep_jax.data.errors import DataError
   try:
     job.run(config, workdir)

@@ -156,6 +156,9 @@ def write_report(path: str | pathlib.Path, results: Mapping, title: str = "UniVa
           f"Identities: {n}. Chance Acc@1 = 1/{n} = {_percent(1 / n)}%.", "",
           "Single-QA identity classification on the test split, in % "
           f"(from `{EVAL_FILE}`):", "", results_table(results), ""]
+  if "univar" in results and "base" in results and results["base"]["knn_acc"] > 0:
+    ratio = results["univar"]["knn_acc"] / results["base"]["knn_acc"]
+    text += [f"k-NN accuracy, trained / untrained encoder: {ratio:.2f}x.", ""]
   text += [f"![{name}]({name})" for name in figures]
   pathlib.Path(path).write_text("\n".join(text) + "\n", encoding="utf-8")
 

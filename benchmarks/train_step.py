@@ -21,22 +21,16 @@ import tempfile
 import time
 
 import jax
-import ml_collections
 import numpy as np
 import torch
 import transformers
 
-from underrep_jax import models
-from underrep_jax import parallel
 from underrep_jax.models import hf
-from underrep_jax.train import loop
 from underrep_jax.train import losses
 from underrep_jax.train import metrics
-from underrep_jax.train import optimizer
-from underrep_jax.train import state as state_lib
-from underrep_jax.train import steps
 
 import timing  # benchmarks/timing.py
+import our_step  # benchmarks/our_step.py
 import torch_reference  # benchmarks/torch_reference.py
 
 OPTIMIZER = dict(name="adamw", learning_rate=1e-4, schedule="constant", warmup_steps=0,
@@ -88,20 +82,9 @@ def main():
            "decoder_loss_weights": weights}
   ids_t = torch.as_tensor(seq[:, :-1], dtype=torch.long)
 
-  mesh = loop.auto_mesh(parallel.make_mesh((-1, 1, 1)))
-  tx, schedule = optimizer.make_optimizer(ml_collections.ConfigDict(OPTIMIZER), 1000)
-  init = models.make_init_fn(ours.module)
-  _, shardings = state_lib.state_shardings(init, tx, mesh)
-  state = state_lib.state_from_params(ours.params, tx, shardings)
   loss_fn = losses.token_loss(losses.decoder_only_adapter(ours.module), loss_on="targets")
-  train_step = steps.make_train_step(loss_fn, tx, schedule, shardings, mesh)
-  global_batch = parallel.host_local_to_global(batch, mesh)
+  run_ours = our_step.make_runner(ours.module, ours.params, loss_fn, batch, OPTIMIZER)
   torch_opt = torch_reference.adamw(theirs, OPTIMIZER)
-
-  def run_ours():
-    nonlocal state
-    state, m = train_step(state, global_batch)
-    return float(m["loss"])
 
   def run_theirs():
     torch_opt.zero_grad(set_to_none=True)

@@ -16,22 +16,15 @@ import argparse
 import os
 import statistics
 
-import ml_collections
 import numpy as np
 import torch
 import transformers
 
-from underrep_jax import models
-from underrep_jax import parallel
 from underrep_jax.jobs import univar
 from underrep_jax.models import hf
-from underrep_jax.train import loop
-from underrep_jax.train import optimizer
-from underrep_jax.train import state as state_lib
-from underrep_jax.train import steps
-from underrep_jax.univar import encoder
 
 import timing  # benchmarks/timing.py
+import our_step  # benchmarks/our_step.py
 import torch_reference  # benchmarks/torch_reference.py
 
 LOGIT_SCALE = 50.0
@@ -68,7 +61,7 @@ def main():
   args = parser.parse_args()
   torch.set_num_threads(args.threads)
 
-  path = encoder.minilm_path()
+  path = hf.minilm_path()
   ours = hf.load(path, dtype="float32")
   theirs = transformers.BertModel.from_pretrained(path, add_pooling_layer=False).eval()
 
@@ -81,19 +74,9 @@ def main():
   torch_batch = [torch.as_tensor(x, dtype=torch.long)
                  for x in (anchor_ids, anchor_mask, positive_ids, positive_mask)]
 
-  mesh = loop.auto_mesh(parallel.make_mesh((-1, 1, 1)))
-  tx, schedule = optimizer.make_optimizer(ml_collections.ConfigDict(OPTIMIZER), 1000)
-  _, shardings = state_lib.state_shardings(models.make_init_fn(ours.module), tx, mesh)
-  state = state_lib.state_from_params(ours.params, tx, shardings)
   loss_fn = univar.make_loss_fn(ours.module, LOGIT_SCALE, symmetric=False, dropout=False)
-  train_step = steps.make_train_step(loss_fn, tx, schedule, shardings, mesh)
-  global_batch = parallel.host_local_to_global(batch, mesh)
+  run_ours = our_step.make_runner(ours.module, ours.params, loss_fn, batch, OPTIMIZER)
   torch_opt = torch_reference.adamw(theirs, OPTIMIZER)
-
-  def run_ours():
-    nonlocal state
-    state, m = train_step(state, global_batch)
-    return float(m["loss"])
 
   def run_theirs():
     torch_opt.zero_grad(set_to_none=True)

@@ -1,25 +1,21 @@
 """Both evaluation jobs end to end on a tiny exported model, then the comparison."""
 
 import json
-import os
-import pathlib
 import subprocess
 import sys
 
 import pytest
 
+import launcher  # tests/launcher.py
+
 from underrep_jax.evaluation import testing
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = launcher.REPO
 
 
 def _main(config, workdir, model, *args):
-  env = dict(os.environ, XLA_FLAGS="", TF_CPP_MIN_LOG_LEVEL="3")
-  result = subprocess.run(
-      [sys.executable, "-m", "underrep_jax.main", f"--config={config}",
-       f"--workdir={workdir}", f"--config.model={model}", *args],
-      cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
-  assert result.returncode == 0, result.stderr[-4000:]
+  launcher.run_main(f"--config={config}", f"--workdir={workdir}", f"--config.model={model}",
+                    *args)
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +73,6 @@ def test_evaluate_then_xicl_then_compare(trained_workdir, tmp_path):
 def test_missing_tokenizer_is_a_clear_error(tmp_path):
   from underrep_jax.models import testing as model_testing
   model_testing.save_tiny("bloom", tmp_path / "m")
-  env = dict(os.environ, XLA_FLAGS="")
-  result = subprocess.run(
-      [sys.executable, "-m", "underrep_jax.main", "--config=configs/evaluate.py:tiny",
-       f"--workdir={tmp_path / 'w'}", f"--config.model={tmp_path / 'm'}"],
-      cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+  result = launcher.run_main("--config=configs/evaluate.py:tiny", f"--workdir={tmp_path / 'w'}",
+                             f"--config.model={tmp_path / 'm'}", timeout=300, check=False)
   assert result.returncode != 0 and "no tokenizer.json" in result.stderr

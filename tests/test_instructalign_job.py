@@ -1,15 +1,13 @@
 """The InstructAlign job end to end: tiny from-scratch model, resume, HF export."""
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+import launcher  # tests/launcher.py
+
+REPO = launcher.REPO
 SMALL = ["--config.data.corpus=nusaxmt", "--config.data.pivot=ind",
          "--config.data.languages=sun", "--config.data.vocab_size=400",
          "--config.data.inputs_length=96", "--config.data.targets_length=32",
@@ -19,13 +17,9 @@ SMALL = ["--config.data.corpus=nusaxmt", "--config.data.pivot=ind",
 
 def _run(workdir, *args):
   """Runs the job from the workdir's parent with a relative --workdir, as users do."""
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", XLA_FLAGS="")
-  result = subprocess.run(
-      [sys.executable, "-m", "underrep_jax.main",
-       f"--config={REPO / 'configs' / 'instructalign.py'}:tiny", f"--workdir={workdir.name}",
-       *SMALL, *args],
-      cwd=workdir.parent, capture_output=True, text=True, timeout=900, env=env)
-  assert result.returncode == 0, result.stderr[-4000:]
+  launcher.run_main(f"--config={REPO / 'configs' / 'instructalign.py'}:tiny",
+                    f"--workdir={workdir.name}", *SMALL, *args, cwd=workdir.parent,
+                    timeout=900)
   return [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
 
 

@@ -1,18 +1,12 @@
 """The launcher: bad command lines are one-line errors with exit code 2; jobs run."""
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+import launcher  # tests/launcher.py
 
 
 def _run(*args, timeout=600):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  return subprocess.run([sys.executable, "-m", "underrep_jax.main", *args], cwd=REPO,
-                        capture_output=True, text=True, timeout=timeout, env=env)
+  return launcher.run_main(*args, timeout=timeout, check=False)
 
 
 def _assert_usage_error(result, *words):

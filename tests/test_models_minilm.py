@@ -60,3 +60,20 @@ def test_minilm_embeddings_match_pytorch():
   assert ours.shape == (20, 384)
   assert np.abs(ours - expected).max() <= 1e-5
   np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+
+
+def test_dense_retrieval_encoder_pools_only_real_tokens():
+  # MiniLM's tokenizer.json pads every text to 128 tokens; the encoder behind dense
+  # retrieval and UniVaR (univar.encoder.Embedder) must not pool over that padding.
+  from underrep_jax.evaluation import retrieval
+  ours = retrieval.DenseEncoder(MODEL_DIR, batch_size=8)(SENTENCES)
+
+  tokenizer = transformers.AutoTokenizer.from_pretrained(MODEL_DIR)
+  reference = transformers.AutoModel.from_pretrained(MODEL_DIR).eval()
+  expected = []
+  with torch.inference_mode():
+    for sentence in SENTENCES:  # one at a time: no padding at all
+      inputs = tokenizer(sentence, return_tensors="pt", truncation=True, max_length=128)
+      pooled = reference(**inputs).last_hidden_state.mean(dim=1)
+      expected.append(torch.nn.functional.normalize(pooled, p=2, dim=1).numpy()[0])
+  np.testing.assert_allclose(ours, np.stack(expected), atol=1e-5)

@@ -2,16 +2,14 @@
 
 import csv
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import pytest
 
+import launcher  # tests/launcher.py
+
 from underrep_jax.univar import data as data_lib
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 MODELS = ("alpha", "beta", "gamma", "delta")
 LANGUAGES = ("eng", "ind")
 QUESTIONS = 12
@@ -50,12 +48,8 @@ def _write_csvs(folder: pathlib.Path) -> None:
 
 
 def _run(workdir: pathlib.Path, data: pathlib.Path) -> None:
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", XLA_FLAGS="")
-  result = subprocess.run(
-      [sys.executable, "-m", "underrep_jax.main", "--config=configs/univar.py:tiny",
-       f"--workdir={workdir}", f"--config.data.path={data}", *SMALL],
-      cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
-  assert result.returncode == 0, result.stderr[-4000:]
+  launcher.run_main("--config=configs/univar.py:tiny", f"--workdir={workdir}",
+                    f"--config.data.path={data}", *SMALL)
 
 
 @pytest.fixture(scope="module")

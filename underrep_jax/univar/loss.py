@@ -57,12 +57,6 @@ def _all_pairs(a: jax.Array, p: jax.Array, logit_scale: float) -> jax.Array:
                                   precision=jax.lax.Precision.HIGHEST)
 
 
-def similarity_logits(anchors: jax.Array, positives: jax.Array,
-                      logit_scale: float = DEFAULT_LOGIT_SCALE) -> jax.Array:
-  """[B, B] scaled cosine similarities; entry (i, j) compares anchor i with positive j."""
-  return _all_pairs(*_normalized(anchors, positives), logit_scale)
-
-
 def info_nce(anchors: jax.Array, positives: jax.Array,
              logit_scale: float = DEFAULT_LOGIT_SCALE, symmetric: bool = False) -> jax.Array:
   """Mean InfoNCE loss (a scalar) of a [B, D] batch of positive pairs, computed in float32.

@@ -118,6 +118,11 @@ class ViewSampler:
     if align_questions and not disjoint_views:
       raise ValueError("align_questions needs disjoint_views")
     self.align_questions = align_questions
+    # qid -> QA per identity, for aligned views (a repeated qid: its first answer stands).
+    self._by_qid = [{} for _ in self.identities]
+    for by_qid, identity in zip(self._by_qid, self.identities):
+      for qa in self.groups[identity]:
+        by_qid.setdefault(qa.qid, qa)
     needed = 2 * max_qas_per_view if disjoint_views else max_qas_per_view
     _check_enough(self.groups, needed, f"two disjoint views of up to {max_qas_per_view} QAs"
                   if disjoint_views else f"a view of up to {max_qas_per_view} QAs")
@@ -156,12 +161,7 @@ class ViewSampler:
     """
     rng = _rng(self.seed, _VIEW_STREAM, step)
     m1, m2 = (int(m) for m in rng.integers(1, self.max_qas_per_view + 1, size=2))
-    answers = []
-    for i in ids:
-      by_qid = {}
-      for qa in self.groups[self.identities[int(i)]]:
-        by_qid.setdefault(qa.qid, qa)  # repeated qids: the first answer stands for them
-      answers.append(by_qid)
+    answers = [self._by_qid[int(i)] for i in ids]
     counts = collections.Counter(qid for by_qid in answers for qid in by_qid)
     qids = sorted(counts)
     tiebreak = rng.random(len(qids))

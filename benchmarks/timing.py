@@ -1,6 +1,7 @@
 """Side-by-side timing shared by the benchmarks."""
 
 from collections.abc import Callable
+import statistics
 import time
 from typing import Any
 
@@ -15,3 +16,14 @@ def alternate(fns: dict[str, Callable[[], Any]], runs: int) -> dict[str, list[fl
       fn()
       times[name].append(time.perf_counter() - start)
   return times
+
+
+def race(ours: Callable[[], Any], theirs: Callable[[], Any], runs: int
+         ) -> tuple[tuple[Any, Any], float, float]:
+  """((our first result, theirs), our median seconds, theirs): a first call each (their
+  results, e.g. first-step losses, are the parity check), a warm-up call each
+  (compilation, allocators, thread pools), then `runs` alternating timed calls."""
+  first = ours(), theirs()
+  ours(), theirs()
+  times = alternate({"ours": ours, "theirs": theirs}, runs)
+  return first, statistics.median(times["ours"]), statistics.median(times["theirs"])

@@ -11,3 +11,19 @@ def adamw(model: torch.nn.Module, hparams: dict) -> torch.optim.AdamW:
                             {"params": no_decay, "weight_decay": 0.0}],
                            lr=hparams["learning_rate"], betas=(hparams["b1"], hparams["b2"]),
                            eps=hparams["eps"])
+
+
+def train_step_runner(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                      loss_fn, clip_norm: float):
+  """A call runs one eager step (loss_fn(model) -> loss, backward, clip, step) and
+  returns the loss, the counterpart of our jitted train step."""
+
+  def run() -> float:
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(model)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    optimizer.step()
+    return float(loss.detach())
+
+  return run

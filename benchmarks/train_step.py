@@ -84,20 +84,11 @@ def main():
 
   loss_fn = losses.token_loss(losses.decoder_only_adapter(ours.module), loss_on="targets")
   run_ours = our_step.make_runner(ours.module, ours.params, loss_fn, batch, OPTIMIZER)
-  torch_opt = torch_reference.adamw(theirs, OPTIMIZER)
+  run_theirs = torch_reference.train_step_runner(
+      theirs, torch_reference.adamw(theirs, OPTIMIZER),
+      lambda m: m(input_ids=ids_t, labels=ids_t).loss, OPTIMIZER["clip_norm"])
 
-  def run_theirs():
-    torch_opt.zero_grad(set_to_none=True)
-    loss = theirs(input_ids=ids_t, labels=ids_t).loss
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(theirs.parameters(), OPTIMIZER["clip_norm"])
-    torch_opt.step()
-    return float(loss.detach())
-
-  first = run_ours(), run_theirs()
-  run_ours(), run_theirs()  # warm-up (compilation, allocator, thread pools)
-  times = timing.alternate({"ours": run_ours, "torch": run_theirs}, args.runs)
-  ours_s, torch_s = statistics.median(times["ours"]), statistics.median(times["torch"])
+  first, ours_s, torch_s = timing.race(run_ours, run_theirs, args.runs)
   peak = matmul_peak_flops()
   tokens = args.batch * args.length
   n_params = sum(x.size for x in jax.tree.leaves(ours.params))

@@ -14,7 +14,6 @@ is `ratio=X.XX`: our steps/s divided by torch's (>1 means we are faster).
 
 import argparse
 import os
-import statistics
 
 import numpy as np
 import torch
@@ -76,21 +75,13 @@ def main():
 
   loss_fn = univar.make_loss_fn(ours.module, LOGIT_SCALE, symmetric=False, dropout=False)
   run_ours = our_step.make_runner(ours.module, ours.params, loss_fn, batch, OPTIMIZER)
-  torch_opt = torch_reference.adamw(theirs, OPTIMIZER)
+  a_ids, a_mask, p_ids, p_mask = torch_batch
+  run_theirs = torch_reference.train_step_runner(
+      theirs, torch_reference.adamw(theirs, OPTIMIZER),
+      lambda m: torch_info_nce(torch_embed(m, a_ids, a_mask), torch_embed(m, p_ids, p_mask)),
+      OPTIMIZER["clip_norm"])
 
-  def run_theirs():
-    torch_opt.zero_grad(set_to_none=True)
-    a_ids, a_mask, p_ids, p_mask = torch_batch
-    loss = torch_info_nce(torch_embed(theirs, a_ids, a_mask), torch_embed(theirs, p_ids, p_mask))
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(theirs.parameters(), OPTIMIZER["clip_norm"])
-    torch_opt.step()
-    return float(loss.detach())
-
-  first = run_ours(), run_theirs()
-  run_ours(), run_theirs()  # warm-up (compilation, allocator, thread pools)
-  times = timing.alternate({"ours": run_ours, "torch": run_theirs}, args.runs)
-  ours_s, torch_s = statistics.median(times["ours"]), statistics.median(times["torch"])
+  first, ours_s, torch_s = timing.race(run_ours, run_theirs, args.runs)
   print(f"all-MiniLM-L6-v2 InfoNCE pairs={args.pairs} views of {args.length} tokens fp32 "
         f"threads={args.threads} runs={args.runs}")
   print(f"first-step loss: ours {first[0]:.6f}  torch {first[1]:.6f}  "

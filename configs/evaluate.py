@@ -14,6 +14,14 @@ Presets:
         ind<->sun (8 sentences, greedy); a minute or two on a CPU.
   full  every classification dataset and language, all test examples; MT both directions
         between Indonesian and every NusaX-MT / NusaTranslation-MT language.
+  paper the settings of the InstructAlign headline numbers (METHODS.md §1-2): `full`, with
+        the anchor's scoring, the mean log-probability of the whole sequence (prompt and
+        label, `whole`), prompts of up to 1,024 tokens cut from the left (the label stays),
+        and all six prompts; report.md and metrics.json give the mean over the three
+        English prompts (`mean_eng`) beside the mean over all six.
+
+Every run also reports, per task and language, the mean over each prompt language's
+prompts (`mean_<lang>`) next to the mean over all prompts.
 """
 
 import ml_collections
@@ -24,6 +32,7 @@ def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:
   config.job = "evaluate"
   config.data_dir = ""
   config.model = ""
+  config.model_revision = ""     # Hub ids (org/name): branch, tag or commit ("" = main)
   config.dtype = "float32"
   config.tasks = ("nusax_senti,nusatranslation_senti,nusaparagraph_emot,nusaparagraph_topic,"
                   "sib200_topic")
@@ -51,6 +60,10 @@ def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:
     config.mt_languages = "sun"
     config.mt_max_examples = 8
     config.max_new_tokens = 16
+  elif preset == "paper":
+    config.scoring = "whole"
+    config.max_prompt_tokens = 1024
+    config.prompt_languages = "eng,ind"
   elif preset != "full":
-    raise ValueError(f"unknown preset {preset!r}; known: tiny, full")
+    raise ValueError(f"unknown preset {preset!r}; known: tiny, full, paper")
   return config

@@ -6,6 +6,13 @@
 
 Writes WORKDIR/data_summary.json (length statistics per feature, to choose sequence
 lengths) and WORKDIR/examples.jsonl (the first examples as text).
+
+`truncation` in the summary counts the examples cut (count and fraction, for inputs,
+targets and in total) under the shared budget `max_length` (prompt and target cut
+together, InstructAlign's paper presets), under the split `inputs_length` /
+`targets_length`, and under each split of the budget in `candidate_inputs_lengths`, naming
+the split that cuts the fewest. Token counts are those of `vocab`: measure with the
+model's own tokenizer (a checkpoint directory) where you have it.
 """
 
 import ml_collections
@@ -35,6 +42,12 @@ def get_config(preset: str = "") -> ml_collections.ConfigDict:
       # path to an HF tokenizer directory / SentencePiece .model file.
       vocab="sentencepiece",
       vocab_size=4000,
+      # Truncation figures: the shared budget, the split, and splits of the budget to try.
+      max_length=128,
+      inputs_length=88,
+      targets_length=40,
+      candidate_inputs_lengths="64,72,80,84,88,92,96,104,112",
+      verify="warn",      # local data vs the pinned SHA-256 sums: warn | strict | off
   ))
   config.data.update(PRESETS[preset])
   return config

@@ -43,9 +43,11 @@ def base_config() -> ml_collections.ConfigDict:
                                 # qa: each identity's QAs split on their own (the probe
                                 # then sees other identities' answers to a test question)
       split_seed=0,
+      verify="warn",            # local data vs the pinned SHA-256 sums: warn | strict | off
   ))
   config.encoder = ml_collections.ConfigDict(dict(
-      path="",                  # HF BERT-family directory; empty: all-MiniLM-L6-v2
+      path="",                  # HF BERT-family directory or Hub id; empty: all-MiniLM-L6-v2
+      revision="",              # Hub ids: branch, tag or commit ("" = main)
       dtype="float32",          # compute dtype
       param_dtype="float32",
       remat=False,
@@ -75,6 +77,7 @@ def base_config() -> ml_collections.ConfigDict:
       peak_flops_per_device=0.0,
       async_checkpoints=True,
       epochs=0.0,               # > 0: steps = epochs * steps per epoch of the train QAs
+      allow_config_change=False,  # resume a workdir whose checkpoint has another config
   ))
   config.optimizer = ml_collections.ConfigDict(dict(
       name="adamw", learning_rate=2e-4, schedule="inverse_sqrt", warmup_steps=10,

@@ -24,6 +24,7 @@ def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:
   config.job = "xicl"
   config.data_dir = ""
   config.model = ""
+  config.model_revision = ""     # Hub ids (org/name): branch, tag or commit ("" = main)
   config.dtype = "float32"
   config.query_task = "nusatranslation_senti"
   config.query_languages = ""       # default: every language of query_task

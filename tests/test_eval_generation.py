@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from tolerances import float32_tol  # tests/tolerances.py
 from underrep_jax.evaluation import generation
 from underrep_jax.evaluation import model_loading
 from underrep_jax.evaluation import testing
@@ -54,7 +55,11 @@ def test_beam_search_finds_at_least_the_greedy_likelihood(tiny):
                               **kw).generate_ids(prompt_ids)
   for p, g, b in zip(prompt_ids, greedy, beam):
     assert len(b) == STEPS
-    assert _torch_logprob(torch_model, p, b) >= _torch_logprob(torch_model, p, g) - 1e-4
+    greedy_logprob = _torch_logprob(torch_model, p, g)
+    # Slack for near-ties ranked by JAX's rounding: a 384-way log-softmax after 2 layers,
+    # relative to the summed log-probability (~6 * STEPS).
+    slack = float32_tol(testing.VOCAB, depth=3, scale=abs(greedy_logprob))
+    assert _torch_logprob(torch_model, p, b) >= greedy_logprob - slack
 
 
 def test_generation_stops_at_eos(tmp_path):

@@ -37,8 +37,8 @@ def test_evaluate_then_xicl_then_compare(trained_workdir, tmp_path):
         "--config.max_new_tokens=4", "--config.batch_size=4")
   records = _predictions(evaluate)
   assert len(records) == 2 * 6 * 4  # languages x prompts x examples
-  assert set(records[0]) == {"id", "task", "language", "prompt", "scores", "prediction",
-                             "gold"}
+  assert set(records[0]) == {"id", "task", "language", "prompt", "prompt_language", "scores",
+                             "prediction", "gold"}
   assert set(records[0]["scores"]) == {"negative", "neutral", "positive"}
   metrics = json.loads((evaluate / "metrics.json").read_text())
   assert set(metrics["nusax_senti"]) == {"sun", "mad"}

@@ -4,9 +4,17 @@ import numpy as np
 import pytest
 import torch
 
+from tolerances import float32_tol  # tests/tolerances.py
 from underrep_jax.evaluation import model_loading
 from underrep_jax.evaluation import scoring
 from underrep_jax.evaluation import testing
+
+# Log-probabilities of the tiny LMs (evaluation.testing): a log-softmax over 384 tokens
+# after 2 layers (depth 3; mT5 2 + 2 layers, depth 5), summed over same-sign tokens, so
+# the error is relative: 7e-5 (1.2e-4 for mT5). Scoring a token shifted by one moves a
+# log-probability (~-6) by ~0.15, i.e. 2.5%; a mode slip changes it by a factor.
+DECODER_RTOL = float32_tol(testing.VOCAB, depth=3)
+MT5_RTOL = float32_tol(testing.VOCAB, depth=5)
 
 PROMPTS = ["What is the sentiment of this Sundanese text? Text: abdi resep pisan\nSentiment:",
            "short",
@@ -44,7 +52,7 @@ def test_scores_equal_torch_brute_force_in_every_mode(tiny):
     for j, a in enumerate(answer_ids):
       ref = _brute_force(torch_model, p, a)
       for mode in scoring.MODES:
-        np.testing.assert_allclose(out[mode][i, j], ref[mode], rtol=1e-4, atol=1e-4,
+        np.testing.assert_allclose(out[mode][i, j], ref[mode], rtol=DECODER_RTOL, atol=0,
                                    err_msg=f"{mode} prompt {i} answer {j}")
 
 
@@ -69,5 +77,5 @@ def test_encoder_decoder_scores_equal_torch(tmp_path):
       with torch.inference_mode():
         logits = torch_model(input_ids=torch.tensor([p]), labels=torch.tensor([a])).logits
       lp = torch.log_softmax(logits[0].float(), -1).gather(-1, torch.tensor(a)[:, None])
-      np.testing.assert_allclose(out["sum"][i, j], lp.sum().item(), rtol=1e-4, atol=1e-4)
-      np.testing.assert_allclose(out["mean"][i, j], lp.mean().item(), rtol=1e-4, atol=1e-4)
+      np.testing.assert_allclose(out["sum"][i, j], lp.sum().item(), rtol=MT5_RTOL, atol=0)
+      np.testing.assert_allclose(out["mean"][i, j], lp.mean().item(), rtol=MT5_RTOL, atol=0)

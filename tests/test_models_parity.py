@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from tolerances import float32_tol  # tests/tolerances.py
 from underrep_jax.models import hf
 from underrep_jax.models import testing
 
@@ -32,7 +33,11 @@ def test_matches_transformers(tiny, left):
   expected = testing.torch_forward(torch_model, ids, mask, decoder_ids, position_ids)
   actual = testing.our_forward(model, ids, mask, decoder_ids)
   assert actual.shape == expected.shape
-  assert np.abs(actual[compare] - expected[compare]).max() <= 1e-4
+  # Another framework's float32 order: reductions of <= 256 (BLOOM's MLP, 4 * 64) through
+  # up to 2 + 2 layers and a head (depth 5), relative to the largest output (floor 1; 45
+  # for mT5): 9.5e-5 of it, while attending to one wrong token moves them by >= 0.01.
+  atol = float32_tol(256, depth=5, scale=max(1.0, np.abs(expected[compare]).max()))
+  assert np.abs(actual[compare] - expected[compare]).max() <= atol
 
 
 def test_families_and_configs(tiny):

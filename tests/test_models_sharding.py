@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
+from tolerances import float32_tol  # tests/tolerances.py
 from underrep_jax import models
 from underrep_jax import parallel
 from underrep_jax.models import hf
@@ -50,6 +51,7 @@ def test_init_params_creates_sharded_arrays_equal_to_single_device():
   single = models.init_params(module, rng=jax.random.PRNGKey(0))
   for path, spec in EXPECTED_SPECS.items():
     assert _get(params, path).sharding.spec == spec, path
+    # Exact on purpose: one rng stream, only placed differently.
     np.testing.assert_array_equal(np.asarray(_get(params, path)), np.asarray(_get(single, path)))
 
 
@@ -76,5 +78,7 @@ def test_sharded_load_matches_single_device(checkpoints, name, shape):
   decoder_ids = testing.padded_batch([4] * 8, 4, seed=1)[0] if single.kind == "encoder_decoder" else None
   expected = testing.our_forward(single, ids, mask, decoder_ids)
   actual = testing.our_forward(sharded, ids, mask, decoder_ids)
-  # fp32 sums in another order: 1e-5 of the output scale (mT5 logits reach ~40).
-  np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-5 * max(1.0, np.abs(expected).max()))
+  # fp32 sums in another order: reductions of <= 256 (BLOOM's MLP, 4 * 64) through up to
+  # 2 + 2 layers and a head, relative to the output scale (mT5 logits reach ~40): 9.5e-5.
+  atol = float32_tol(256, depth=5, scale=max(1.0, np.abs(expected).max()))
+  np.testing.assert_allclose(actual, expected, rtol=0, atol=atol)

@@ -202,3 +202,62 @@ def test_offline_error_points_at_the_data_dir(tmp_path, monkeypatch):
   assert "download of" in message and "failed" in message
   assert "UNDERREP_DATA_DIR" in message and "--config.data_dir" in message
   assert _cached_files(tmp_path) == []
+
+
+# Local copies checked against the pinned sums ----------------------------------------
+
+
+def _truncated_copy(data_dir, tmp_path, relpath=SUN_TRAIN, commit=True):
+  """A data dir whose nusax file ends early, exactly at a row end (no parse error)."""
+  text = (data_dir / "nusax" / relpath).read_text(encoding="utf-8")
+  lines = text.splitlines(keepends=True)
+  target = tmp_path / "nusax" / relpath
+  target.parent.mkdir(parents=True)
+  target.write_text("".join(lines[:len(lines) // 3]), encoding="utf-8")
+  if commit:
+    (tmp_path / "nusax" / "SOURCE_COMMIT").write_text(
+        (data_dir / "nusax" / "SOURCE_COMMIT").read_text())
+  return target
+
+
+@pytest.fixture
+def _verify_mode():
+  yield
+  sources.set_verify("warn")
+
+
+def test_a_truncated_local_file_is_a_warning_naming_it(data_dir, tmp_path, caplog,
+                                                       _verify_mode):
+  target = _truncated_copy(data_dir, tmp_path)
+  sources.set_data_dir(tmp_path)
+  assert sources.resolve("nusax", SUN_TRAIN) == target
+  warnings = [r.getMessage() for r in caplog.records if str(target) in r.getMessage()]
+  assert len(warnings) == 1 and "IndoNLP/nusax" in warnings[0], warnings
+  sources.resolve("nusax", SUN_TRAIN)  # checked once per process: no second warning
+  assert len([r for r in caplog.records if str(target) in r.getMessage()]) == 1
+
+
+def test_strict_verification_refuses_a_truncated_file(data_dir, tmp_path, _verify_mode):
+  target = _truncated_copy(data_dir, tmp_path)
+  sources.set_data_dir(tmp_path)
+  sources.set_verify("strict")
+  with pytest.raises(DataError, match=f"data file {target} does not match IndoNLP/nusax"):
+    readers.nusax_sentiment("sun", "train")
+  sources.set_verify("off")
+  assert readers.nusax_sentiment("sun", "train")  # the user asked for no check
+
+
+def test_the_real_data_dir_verifies_and_unknown_modes_are_refused(data_dir, _verify_mode):
+  sources.set_data_dir(data_dir)
+  sources.set_verify("strict")
+  assert sources.resolve("nusax", SUN_TRAIN).is_file()
+  with pytest.raises(ValueError, match="data.verify='maybe'"):
+    sources.set_verify("maybe")
+
+
+def test_another_upstream_commit_is_not_checked(data_dir, tmp_path, _verify_mode):
+  _truncated_copy(data_dir, tmp_path)
+  (tmp_path / "nusax" / "SOURCE_COMMIT").write_text("0" * 40 + "\n")
+  sources.set_data_dir(tmp_path)
+  sources.set_verify("strict")
+  assert sources.resolve("nusax", SUN_TRAIN).is_file()

@@ -44,7 +44,7 @@ def test_registry_covers_every_dataset():
 
 def test_every_task_yields_examples_from_the_real_data():
   for name in sorted(seqio.TaskRegistry.names()):
-    if name.startswith(("replay_", "ia_xsscorrupt")) or "_first" in name:
+    if name.startswith(("replay_", "ia_xsscorrupt")) or "_seed" in name:
       continue  # made by other tests
     (ex,) = _first(name)
     assert len(ex["targets"]) > 1 and ex["targets"][-1] == BYTES.eos_id, name
@@ -164,12 +164,13 @@ def test_replay_by_count_interleaves_one_to_one(tmp_path):
   ds = seqio.get_mixture_or_task(name).get_dataset(
       sequence_length=None, split="train", shuffle=True, seed=1, num_epochs=None)
   replayed = []
-  for ex in ds.take(600).as_numpy_iterator():
+  for i, ex in enumerate(ds.take(600).as_numpy_iterator()):
     text = _text(ex, "inputs")
-    if text.startswith("replay question"):
+    assert text.startswith("replay question") == (i % 2 == 0)  # strict turns, replay first
+    if i % 2 == 0:
       replayed.append(int(text.split()[-1].rstrip("?")))
-  assert abs(len(replayed) - 300) < 5 * np.sqrt(600 * 0.25)
-  assert set(replayed) == set(range(10))  # only the first r, cycled
+  # r examples of a seeded shuffle (seed 0), cycled (tests/test_replay.py has the rules)
+  assert set(replayed) == {int(i) for i in np.random.default_rng(0).permutation(50)[:10]}
 
 
 def test_replay_by_rate_and_from_a_task(tmp_path):
@@ -180,6 +181,13 @@ def test_replay_by_rate_and_from_a_task(tmp_path):
   assert abs(n - 200) < 5 * np.sqrt(1000 * 0.16)
   assert tasks.replay.with_replay("instructalign_mt_flores_eng", "nusax_senti_eng",
                                   num_examples=0) == "instructalign_mt_flores_eng"
+  # r examples of a registered task: its rows shuffled with the seed, the first r kept
+  name = tasks.replay.with_replay("instructalign_mt_flores_eng", "nusax_senti_eng",
+                                  num_examples=4, seed=5)
+  ds = seqio.get_mixture_or_task(name).get_dataset(
+      sequence_length=None, split="train", shuffle=True, seed=2, num_epochs=None)
+  replayed = {_text(ex, "inputs") for ex in list(ds.take(40).as_numpy_iterator())[0::2]}
+  assert len(replayed) == 4 and all("sentiment" in t for t in replayed)
 
 
 def test_replay_jsonl_errors_name_file_line_and_field(tmp_path):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import toy_models
+from tolerances import float32_tol  # tests/tolerances.py
 from underrep_jax.train import checkpointing
 from underrep_jax.train import loop
 from underrep_jax.train import losses
@@ -50,7 +51,9 @@ def test_run_writes_metrics_and_checkpoints(clean):
     assert all(key in r for r in rows), key
   assert "tokens_per_s" not in rows[0]  # the compiling step is not timed
   assert all(r["tokens_per_s"] > 0 and 0 < r["mfu"] for r in rows[1:])
-  assert rows[0]["learning_rate"] == 0.0 and rows[2]["learning_rate"] == pytest.approx(3e-3)
+  # The float32 schedule: a few scalar ops, no reduction.
+  assert rows[0]["learning_rate"] == 0.0
+  assert rows[2]["learning_rate"] == pytest.approx(3e-3, rel=float32_tol(1))
   assert rows[-1]["loss"] < rows[0]["loss"]
   assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
   ckpt = checkpointing.Checkpointer(workdir / "checkpoints")

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import toy_models
+from tolerances import float32_tol  # tests/tolerances.py
 from underrep_jax import parallel
 from underrep_jax.train import losses
 from underrep_jax.train import loop
@@ -57,9 +58,11 @@ def test_same_losses_on_every_mesh(reference, shape, microbatches):
   model, initial, ref_metrics, ref_params = reference
   mesh = loop.auto_mesh(parallel.make_mesh(shape))
   metrics, params = _run(mesh, initial, model, microbatches)
-  np.testing.assert_allclose(metrics, ref_metrics, rtol=2e-5)
-  toy_models.assert_params_close(toy_models.flat_params(params), toy_models.flat_params(ref_params),
-                                 rtol=1e-4, atol=2e-6)
+  # Loss and grad norm reduce over 256 tokens; by step 3 through 3 forward+backward passes
+  # of the 2-deep model (depth 6): 1.1e-4 relative. Unsynchronised or mis-weighted
+  # microbatch gradients change the grad norm by O(1).
+  np.testing.assert_allclose(metrics, ref_metrics, rtol=float32_tol(16 * BATCH, depth=6))
+  toy_models.assert_params_close(toy_models.flat_params(params), toy_models.flat_params(ref_params))
   assert ref_metrics[-1, 0] < ref_metrics[0, 0]  # it learns
 
 

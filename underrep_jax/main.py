@@ -6,12 +6,19 @@
 `config.job` names a module in `underrep_jax/jobs/`; each job module has a plain
 `run(config, workdir)`. Bad command lines (missing config file, unknown override key,
 unknown job) end with one line on stderr and exit code 2, never a traceback.
+
+The config is validated (`validation.validate`) and the workdir locked
+(`train.workdir.locked`) before the job starts. Any `errors.UserError` the job raises
+(configuration: exit 2; data, checkpoint, model, resource, training: exit 1), and the OS
+errors a user causes with a path (a read-only workdir, a full disk), end as one line
+`underrep_jax.main: <kind> error: <message>`; `--debug` shows the full traceback instead.
 """
 
 import importlib
 import logging as pylogging
 import os
 import pkgutil
+import re
 import sys
 
 from absl import app
@@ -19,6 +26,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from underrep_jax import errors
 from underrep_jax import jobs
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -27,6 +35,9 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Directory for checkpoints, metrics and outputs (default: "
     "runs/<config name>_<preset> under the current directory).")
+if "debug" not in flags.FLAGS:  # show.py defines it too
+  flags.DEFINE_bool("debug", False, "Show the full traceback of configuration, data, "
+                    "checkpoint, model and resource errors (normally one line).")
 
 EXIT_USAGE = 2
 
@@ -41,10 +52,14 @@ def available_jobs() -> list[str]:
   return sorted(m.name for m in pkgutil.iter_modules(jobs.__path__) if not m.name.startswith("_"))
 
 
-def load_job(name: str):
+def check_job(name: str) -> None:
   known = available_jobs()
   if name not in known:
     usage_error(f"unknown job {name!r} in config.job; known jobs: {', '.join(known)}")
+
+
+def load_job(name: str):
+  check_job(name)
   return importlib.import_module(f"underrep_jax.jobs.{name}")
 
 
@@ -65,11 +80,24 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def _unknown_key(error: Exception, argv: list[str]) -> None:
-  """ml_collections refuses an override of a field the config does not have."""
-  key = str(error.args[0]).strip("'\"") if error.args else ""
+  """ml_collections refuses an override of a field the config does not have.
+
+  Its message is a repr'd key plus "Did you mean ..." (sometimes wrapped in a second
+  KeyError); the key and the suggestion are picked out of it.
+  """
+  while error.args and isinstance(error.args[0], BaseException):
+    error = error.args[0]
+  text = str(error.args[0]) if error.args else ""
+  found = re.search(r"[A-Za-z_][A-Za-z0-9_]*", text)
+  key = found.group(0) if found else ""
+  suggestion = re.search(r'Did you mean "([^"]+)"', text)
   given = [a.split("=", 1)[0].lstrip("-") for a in argv if a.startswith("--config.")]
   named = [g for g in given if g.split(".")[-1] == key] or [key]
-  usage_error(f"unknown config key {named[0]!r}: the config has no such field")
+  hint = ""
+  if suggestion:
+    parent = named[0].rsplit(".", 1)[0] + "." if "." in named[0] else ""
+    hint = f"; did you mean {parent}{suggestion.group(1)}?"
+  usage_error(f"unknown config key {named[0]!r}: the config has no such field{hint}")
 
 
 def _summary(text: str) -> str:
@@ -92,11 +120,24 @@ def default_workdir(config_flag: str) -> str:
 
 class _QuietLibraries(pylogging.Filter):
   """Keeps the console readable: libraries' INFO chatter (Orbax writes a dozen lines per
-  checkpoint) is dropped; their warnings and errors, and all of our own logs, stay."""
+  checkpoint) is dropped; their warnings and errors, and all of our own logs, stay.
+
+  With `drop_library_errors` Orbax's ERROR records go too: a failed save logs five
+  tracebacks from its threads, and the loop reports the same failure as one line.
+  """
 
   NOISY = ("/orbax/", "/seqio/", "/tensorstore/", "/etils/", "/jax/_src/")
 
+  def __init__(self, drop_library_errors: bool = False):
+    super().__init__()
+    self.drop_library_errors = drop_library_errors
+
   def filter(self, record: pylogging.LogRecord) -> bool:
+    if self.drop_library_errors and "/orbax/" in record.pathname:
+      return record.levelno < pylogging.ERROR and self._keep(record)
+    return self._keep(record)
+
+  def _keep(self, record: pylogging.LogRecord) -> bool:
     if record.levelno >= pylogging.WARNING:
       return not (record.levelno == pylogging.WARNING and "uncached FunctionDataset"
                   in record.getMessage())
@@ -121,22 +162,72 @@ def main(argv: list[str]) -> None:
   workdir = _WORKDIR.value or default_workdir(flags.FLAGS["config"].serialize())
   if "://" not in workdir:  # local: absolute, so jobs and Orbax see one unambiguous path
     workdir = os.path.abspath(workdir)
-  job = load_job(config.job)
+  check_job(config.job)
   if os.environ.get("UNDERREP_DISTRIBUTED") or os.environ.get("UNDERREP_NUM_PROCESSES"):
     from underrep_jax import parallel  # multi-host: join the other processes first
     parallel.initialize_distributed()
   if config.get("data_dir"):
     from underrep_jax.data import sources  # plain Python: no TensorFlow at start-up
     sources.set_data_dir(config.data_dir)
+  data = config.get("data")
+  if hasattr(data, "get") and data.get("verify"):
+    from underrep_jax.data import sources
+    try:
+      sources.set_verify(data.verify)
+    except errors.ConfigError as e:
+      usage_error(str(e))
   logging.info("Running job %s in %s", config.job, workdir)
   if not _WORKDIR.value:
     print(f"underrep_jax.main: no --workdir given; writing to {workdir}", file=sys.stderr)
-  from underrep_jax.data.errors import DataError
+  run_reporting_errors(_run_job, config, workdir, debug=flags.FLAGS.debug)
+
+
+def run_reporting_errors(fn, *args, debug: bool = False):
+  """`fn(*args)`; a user error (or an OS error about a path) becomes one line on stderr
+  and its exit code. With `debug`, or for any other exception, the traceback stays."""
+  # Stays installed after a failure: Orbax's writer threads log their own view of it
+  # until the interpreter has shut down.
+  logging.get_absl_handler().addFilter(_QuietLibraries(drop_library_errors=not debug))
+  if not debug:
+    sys.unraisablehook = _without_closed_loop_noise(sys.unraisablehook)
   try:
+    return fn(*args)
+  except Exception as e:  # pylint: disable=broad-except
+    user_error = errors.as_user_error(e)
+    if user_error is None or debug:
+      raise
+    print(f"underrep_jax.main: {errors.one_line(user_error)}", file=sys.stderr)
+    sys.stderr.flush()
+    sys.exit(user_error.exit_code)
+
+
+def _without_closed_loop_noise(hook):
+  """An unraisable-exception hook that drops "Event loop is closed" RuntimeErrors.
+
+  TensorStore completes reads and writes of a failed Orbax save or restore on its own
+  threads after Orbax has closed their asyncio loop; each completion prints a traceback
+  (hundreds for one damaged checkpoint) about nothing the user can act on.
+  """
+
+  def quiet(unraisable):
+    value = unraisable.exc_value
+    if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
+      return
+    hook(unraisable)
+
+  return quiet
+
+
+def _run_job(config, workdir: str) -> None:
+  """Validates the config (before the job's heavy imports), then runs the job holding
+  the workdir's lock."""
+  from underrep_jax import validation
+  validation.validate(config)
+  import jax
+  job = load_job(config.job)
+  from underrep_jax.train import workdir as workdir_lib
+  with workdir_lib.locked(workdir, enabled="://" not in workdir and jax.process_index() == 0):
     job.run(config, workdir)
-  except DataError as e:  # bad or missing input data: the message says what and where
-    print(f"underrep_jax.main: data error: {e}", file=sys.stderr)
-    sys.exit(1)
 
 
 def run() -> None:

@@ -6,6 +6,8 @@
 
 Examples are fully preprocessed (prompt, noise, tokenization, EOS) and decoded back to
 text with the vocabulary, so what is printed is exactly what a model would be fed.
+A user error (a bad vocabulary path, unreadable data) is one line on stderr and exit code
+1 (2 for configuration errors); --debug shows the traceback.
 """
 
 import sys
@@ -20,6 +22,8 @@ _NUM = flags.DEFINE_integer("num_examples", 5, "How many examples to print.", sh
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the stochastic preprocessing.")
 _VOCAB = flags.DEFINE_string("vocab", "", "Tokenizer: an HF directory with tokenizer.json or "
                              "a SentencePiece .model file (default: UTF-8 bytes).")
+if "debug" not in flags.FLAGS:  # main.py defines it too (the inspect_data job imports us)
+  flags.DEFINE_bool("debug", False, "Full tracebacks instead of one-line errors.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data directory (default: $UNDERREP_DATA_DIR, "
                                 "else download from the upstream repositories).")
 
@@ -37,9 +41,13 @@ def iter_examples(name: str, split: str, seed: int = 0, num_epochs: int | None =
   import seqio
   import tasks  # noqa: F401
   from underrep_jax.data import vocabularies
-  provider = seqio.get_mixture_or_task(name)
+  from underrep_jax.errors import ConfigError
+  try:
+    provider = seqio.get_mixture_or_task(name)
+  except ValueError as e:
+    raise ConfigError(f"no task or mixture named {name!r}; see --list") from e
   if split not in provider.splits:
-    raise ValueError(f"{name} has no split {split!r}; it has {sorted(provider.splits)}")
+    raise ConfigError(f"{name} has no split {split!r}; it has {sorted(provider.splits)}")
   ds = provider.get_dataset(sequence_length=None, split=split, shuffle=False, seed=seed,
                             num_epochs=num_epochs)
   for ex in ds.as_numpy_iterator():
@@ -81,6 +89,18 @@ def print_examples(rows: list[dict], stream=sys.stdout) -> None:
 
 
 def main(argv: list[str]) -> None:
+  from underrep_jax import errors
+  try:
+    _main(argv)
+  except Exception as e:  # pylint: disable=broad-except
+    user_error = errors.as_user_error(e)
+    if user_error is None or flags.FLAGS.debug:
+      raise
+    print(f"underrep_jax.show: {errors.one_line(user_error)}", file=sys.stderr)
+    sys.exit(user_error.exit_code)
+
+
+def _main(argv: list[str]) -> None:
   from underrep_jax.data import sources
   from underrep_jax.data import vocabularies
   if _DATA_DIR.value:

@@ -2,6 +2,7 @@
 texts of the job's own mixture (for from-scratch models)."""
 
 import pathlib
+import time
 
 from absl import logging
 import seqio
@@ -31,7 +32,8 @@ def mixture_texts(name: str, split: str = "train",
 
 def resolve(spec: str, mixture: str, vocab_dir: str | pathlib.Path,
             vocab_size: int = 8000, split: str = "train") -> seqio.Vocabulary:
-  """`spec` is "bytes", "sentencepiece", or a path to an HF tokenizer / .model file.
+  """`spec` is "bytes", "sentencepiece", a .model file, or a model directory or Hub id
+  whose tokenizer (tokenizer.json, else its SentencePiece model) is read.
 
   A SentencePiece model already in `vocab_dir` is reused, so restarted jobs keep the
   vocabulary their checkpoints were trained with.
@@ -42,8 +44,18 @@ def resolve(spec: str, mixture: str, vocab_dir: str | pathlib.Path,
     return vocabularies.load(spec)
   model = pathlib.Path(vocab_dir) / "spm.model"
   if model.is_file():
-    logging.info("Reusing SentencePiece model %s", model)
-    return seqio.SentencePieceVocabulary(str(model))
+    problem = vocabularies.sentencepiece_problem(model)
+    if problem is None:
+      logging.info("Reusing SentencePiece model %s", model)
+      return seqio.SentencePieceVocabulary(str(model))
+    # Training is deterministic, so retraining gives back the vocabulary the workdir's
+    # checkpoints were trained with.
+    aside = model.with_name(f"{model.name}.corrupt-{int(time.time())}")
+    model.rename(aside)
+    logging.warning("SentencePiece model %s does not load (%s); moved it to %s and "
+                    "training it again", model, problem, aside.name)
+  for stale in pathlib.Path(vocab_dir).glob(".spm.tmp-*"):  # a killed run's partial files
+    stale.unlink(missing_ok=True)
   previous = vocabularies.ACTIVE.active
   vocabularies.set_active(None)
   try:

@@ -188,8 +188,13 @@ def read_jsonl_pairs(path: str | pathlib.Path) -> list[dict]:
   if not path.is_file():
     raise DataError(f"{path}: replay file not found")
   rows = []
-  with path.open(encoding="utf-8") as f:
-    for line_number, line in enumerate(f, start=1):
+  with path.open("rb") as f:
+    for line_number, raw in enumerate(f, start=1):
+      try:
+        line = raw.decode("utf-8")
+      except UnicodeDecodeError as e:
+        raise DataError(f"{path}, line {line_number}: not UTF-8 (byte 0x{raw[e.start]:02x} "
+                        f"at column {e.start + 1}); re-encode the file as UTF-8") from None
       if not line.strip():
         continue
       try:
@@ -213,6 +218,86 @@ def read_jsonl_pairs(path: str | pathlib.Path) -> list[dict]:
 def jsonl_source(path: str | pathlib.Path) -> seqio.FunctionDataSource:
   return rows_source(lambda split: read_jsonl_pairs(path), ("id",) + TEXT_FEATURES,
                      splits=("train",))
+
+
+HUB_PREFIX = "hf:"
+HUB_SHUFFLE_BUFFER = 10_000  # a streamed Hub dataset is shuffled through this buffer
+
+
+def _checked_pairs(rows, where: str) -> list[dict]:
+  """`{"id", "inputs", "targets"}` rows from dataset rows; bad rows name source and row."""
+  out = []
+  for index, row in enumerate(rows):
+    for field in TEXT_FEATURES:
+      value = row.get(field)
+      if not isinstance(value, str) or not value.strip():
+        raise DataError(f"{where}, row {index}, field '{field}': missing or empty string "
+                        "(replay data needs xP3-style 'inputs' and 'targets' text)")
+    out.append({"id": str(row.get("id", index)), "inputs": row["inputs"],
+                "targets": row["targets"]})
+  if not out:
+    raise DataError(f"{where}: no examples")
+  return out
+
+
+def read_dataset_dir(path: str | pathlib.Path) -> list[dict]:
+  """A local Hugging Face dataset: a `save_to_disk` directory (its train split when it
+  holds several), or a directory of JSON Lines / JSON / parquet files."""
+  import datasets  # only replay from datasets needs it
+  path = pathlib.Path(path)
+  if not path.is_dir():
+    raise DataError(f"{path}: replay dataset directory not found")
+  if (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file():
+    data = datasets.load_from_disk(str(path))
+    if isinstance(data, datasets.DatasetDict):
+      if "train" not in data:
+        raise DataError(f"{path}: the saved dataset has splits {sorted(data)}, no 'train'")
+      data = data["train"]
+    return _checked_pairs(data, str(path))
+  for builder, patterns in (("parquet", ("*.parquet",)), ("json", ("*.jsonl", "*.json"))):
+    files = sorted(str(f) for pattern in patterns for f in path.glob(pattern))
+    if files:
+      data = datasets.load_dataset(builder, data_files=files, split="train")
+      return _checked_pairs(data, str(path))
+  raise DataError(f"{path}: neither a saved dataset (dataset_info.json) nor .jsonl/.json/"
+                  ".parquet files")
+
+
+def stream_hub_dataset(spec: str, num_examples: int, seed: int) -> list[dict]:
+  """`hf:<id>[:<config>]`: the first `num_examples` of the Hub dataset's train split,
+  streamed and shuffled with `seed` through a buffer, as the original drew xP3."""
+  import datasets
+  dataset_id, _, config = spec[len(HUB_PREFIX):].partition(":")
+  stream = datasets.load_dataset(dataset_id, config or None, split="train", streaming=True)
+  stream = stream.shuffle(seed=seed, buffer_size=HUB_SHUFFLE_BUFFER).take(num_examples)
+  rows = _checked_pairs(list(stream), spec)
+  if len(rows) < num_examples:
+    raise DataError(f"{spec}: replay_examples={num_examples} but the dataset has only "
+                    f"{len(rows)} examples")
+  return rows
+
+
+def read_replay_rows(spec: str) -> list[dict]:
+  """Every example of a local replay source: a .jsonl file or a dataset directory."""
+  if pathlib.Path(spec).is_dir():
+    return read_dataset_dir(spec)
+  return read_jsonl_pairs(spec)
+
+
+def first_after_shuffle(rows: Sequence[dict], num_examples: int, seed: int,
+                        where: str) -> list[dict]:
+  """The replay sample: `rows` shuffled with `seed`, then the first `num_examples`."""
+  if num_examples > len(rows):
+    raise DataError(f"{where}: replay_examples={num_examples} but the source has only "
+                    f"{len(rows)} examples")
+  order = np.random.default_rng(seed).permutation(len(rows))[:num_examples]
+  return [rows[i] for i in order]
+
+
+def joined(rows: Sequence[dict], separator: str) -> list[dict]:
+  """Targets prefixed by `separator`: a decoder-only model then reads inputs and targets
+  as xP3's one text f"{inputs} {targets}" (separator " "), as the original trained it."""
+  return [dict(r, targets=separator + r["targets"]) for r in rows]
 
 
 def tokenize_preprocessors() -> list:

@@ -10,6 +10,11 @@ layout. Two modes:
   kept in a cache (`~/.cache/underrep_jax`, or env `UNDERREP_CACHE_DIR`). Mirrors and tests
   replace `https://raw.githubusercontent.com` with env `UNDERREP_DOWNLOAD_BASE_URL`.
 
+A local file of a pinned dataset (its folder has no SOURCE_COMMIT, or the pinned one) is
+checked against the table too, once per process: a truncated or edited copy is a warning
+naming the file (`set_verify("warn")`, the default), a DataError with "strict"
+(`--config.data.verify=strict`), or not checked with "off".
+
 The pinned table (repo, commit, size and sha256 of every file) is written from a local
 copy of the data with
   python -m underrep_jax.data.sources --write-table /path/to/data
@@ -57,6 +62,10 @@ _CHUNK_BYTES = 1 << 16
 _PROGRESS_MIN_BYTES = 1 << 20
 
 _data_dir_override: pathlib.Path | None = None
+VERIFY_MODES = ("warn", "strict", "off")
+_verify_mode = "warn"
+# Local files checked in this process: (path, size, mtime) -> problem or None.
+_checked_local_files: dict[tuple[str, int, int], str | None] = {}
 # Cache files whose sha256 was checked in this process; later calls only check the size.
 _verified_cache_files: set[pathlib.Path] = set()
 
@@ -65,6 +74,15 @@ def set_data_dir(path: str | os.PathLike[str] | None) -> None:
   """Makes `path` the data directory (over `UNDERREP_DATA_DIR`); None or "" unsets it."""
   global _data_dir_override
   _data_dir_override = pathlib.Path(path).expanduser() if path else None
+
+
+def set_verify(mode: str) -> None:
+  """How local data files are checked against the pinned sha256 sums (see the docstring)."""
+  global _verify_mode
+  if mode not in VERIFY_MODES:
+    from underrep_jax.errors import ConfigError
+    raise ConfigError(f"data.verify={mode!r}: expected one of {', '.join(VERIFY_MODES)}")
+  _verify_mode = mode
 
 
 def data_dir() -> pathlib.Path | None:
@@ -155,7 +173,44 @@ def resolve(dataset: str, relpath: str) -> pathlib.Path:
                     f"{_data_dir_origin()}; it should hold the upstream layout of "
                     f"{REPOSITORIES[dataset]} in {root / dataset}. Unset {DATA_DIR_ENV} and "
                     "--config.data_dir to download the pinned files instead.")
+  if _verify_mode != "off":
+    _verify_local(dataset, relpath, path, root / dataset)
   return path
+
+
+def _pinned_layout(dataset: str, folder: pathlib.Path) -> bool:
+  """Whether a local dataset folder claims the pinned commit (or names none)."""
+  try:
+    commit = (folder / "SOURCE_COMMIT").read_text(encoding="utf-8").strip()
+  except OSError:
+    return True
+  return commit == upstream(dataset)[1]
+
+
+def _verify_local(dataset: str, relpath: str, path: pathlib.Path,
+                  folder: pathlib.Path) -> None:
+  """Compares a local file with its pinned size and sha256 (hashed once per process)."""
+  files = _dataset_table(dataset)["files"]
+  if relpath not in files or not _pinned_layout(dataset, folder):
+    return
+  stat = path.stat()
+  key = (str(path), stat.st_size, stat.st_mtime_ns)
+  if key not in _checked_local_files:
+    info = files[relpath]
+    problem = None
+    if stat.st_size != info["size"]:
+      problem = f"{stat.st_size} bytes, the pinned file has {info['size']}"
+    elif sha256_file(path) != info["sha256"]:
+      problem = f"sha256 differs from the pinned {info['sha256'][:12]}..."
+    _checked_local_files[key] = problem
+    if problem and _verify_mode == "warn":
+      logging.warning("Data file %s does not match %s @ %s (%s): truncated or edited? "
+                      "(--config.data.verify=strict makes this an error)", path,
+                      REPOSITORIES[dataset], upstream(dataset)[1][:12], problem)
+  problem = _checked_local_files[key]
+  if problem and _verify_mode == "strict":
+    raise DataError(f"data file {path} does not match {REPOSITORIES[dataset]} @ "
+                    f"{upstream(dataset)[1][:12]}: {problem} (data.verify=strict)")
 
 
 def sha256_file(path: pathlib.Path) -> str:

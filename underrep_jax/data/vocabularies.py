@@ -132,14 +132,48 @@ def train_sentencepiece(texts: Iterable[str], model_prefix: str | os.PathLike,
   texts = [t for t in texts if t.strip()]
   if not texts:
     raise DataError("train_sentencepiece: no non-empty texts to train on")
-  spm.SentencePieceTrainer.train(
-      sentence_iterator=iter(texts), model_prefix=str(model_prefix), vocab_size=vocab_size,
-      model_type=model_type, pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
-      user_defined_symbols=[noise.BLANK, "\n"], normalization_rule_name="nfkc",
-      remove_extra_whitespaces=False, character_coverage=1.0, hard_vocab_limit=False,
-      num_threads=1, shuffle_input_sentence=False, minloglevel=2)
+  # Trained under a temporary prefix and renamed: a run killed (or out of disk) while the
+  # files are written never leaves a truncated .model that a restart would trust.
+  tmp_prefix = model_prefix.with_name(f".{model_prefix.name}.tmp-{os.getpid()}")
+  try:
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts), model_prefix=str(tmp_prefix), vocab_size=vocab_size,
+        model_type=model_type, pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
+        user_defined_symbols=[noise.BLANK, "\n"], normalization_rule_name="nfkc",
+        remove_extra_whitespaces=False, character_coverage=1.0, hard_vocab_limit=False,
+        num_threads=1, shuffle_input_sentence=False, minloglevel=2)
+    for suffix in (".vocab", ".model"):  # the .model last: its presence means complete
+      tmp = pathlib.Path(f"{tmp_prefix}{suffix}")
+      with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+      os.replace(tmp, f"{model_prefix}{suffix}")
+  finally:
+    for suffix in (".vocab", ".model"):
+      pathlib.Path(f"{tmp_prefix}{suffix}").unlink(missing_ok=True)
   logging.info("Trained SentencePiece model %s.model on %d texts", model_prefix, len(texts))
   return seqio.SentencePieceVocabulary(str(model_prefix) + ".model")
+
+
+def sentencepiece_problem(path: str | os.PathLike) -> str | None:
+  """Why the SentencePiece model at `path` does not load (None when it does).
+
+  seqio loads a model lazily, at the first encode, and its error ("Wire format was
+  corrupt") names no file; callers check first and name it.
+  """
+  try:
+    spm.SentencePieceProcessor(model_file=str(path))
+  except (OSError, RuntimeError) as e:
+    return str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+  return None
+
+
+def _sentencepiece_file(path: pathlib.Path) -> seqio.SentencePieceVocabulary:
+  """A SentencePiece vocabulary from a .model file that is checked to load."""
+  problem = sentencepiece_problem(path)
+  if problem:
+    raise DataError(f"{path}: not a readable SentencePiece model ({problem}); truncated "
+                    "or not a .model file?")
+  return seqio.SentencePieceVocabulary(str(path))
 
 
 def sentencepiece_to_hf(vocabulary: seqio.SentencePieceVocabulary,
@@ -176,10 +210,25 @@ def sentencepiece_to_hf(vocabulary: seqio.SentencePieceVocabulary,
 
 
 def load(path: str | os.PathLike) -> seqio.Vocabulary:
-  """A vocabulary from a SentencePiece `.model` file or an HF tokenizer directory/file."""
-  path = pathlib.Path(path)
+  """A vocabulary from a SentencePiece `.model` file, an HF tokenizer directory/file or a
+  Hub id (`org/name`, see `models.hub`).
+
+  A model directory is read as its tokenizer would be (`models.tokenizer`): tokenizer.json
+  when present, else its SentencePiece model (mT5's spiece.model, Llama's tokenizer.model),
+  whose ids are the model's own.
+  """
+  from underrep_jax.models import hub
+  from underrep_jax.models import tokenizer as tokenizer_lib
+  path = hub.resolve(path)
   if path.suffix == ".model" and path.is_file():
-    return seqio.SentencePieceVocabulary(str(path))
+    return _sentencepiece_file(path)
+  if path.is_dir():
+    file = tokenizer_lib.find(path)
+    if file is None:
+      raise DataError(f"{path}: no {tokenizer_lib.looked_for()} in the model directory; "
+                      "copy the tokenizer files next to config.json")
+    if file.suffix == ".model":
+      return _sentencepiece_file(file)
   return HFTokenizerVocabulary(path)
 
 

@@ -172,4 +172,4 @@ class Generator:
 
   def generate(self, prompts: list[str], desc: str = "generating") -> list[str]:
     ids = self.generate_ids(model_loading.encode(self.model, prompts), desc)
-    return [text.strip() for text in self.model.tokenizer.decode_batch(ids)]
+    return [text.strip() for text in self.model.tokenizer.decode_ids(ids)]

@@ -1,19 +1,22 @@
 """Resolves `--config.model=PATH` to a Hugging Face directory and loads it.
 
-PATH may be a Hugging Face layout directory (config.json + safetensors + tokenizer.json)
-or the workdir of one of our training runs, whose final model lives in `export/`.
+PATH may be a Hugging Face layout directory (config.json + safetensors + a tokenizer),
+the workdir of one of our training runs, whose final model lives in `export/`, or a Hub
+id `org/name` (see `models.hub`: fetched into the HF cache, or read from it offline).
 """
 
 import pathlib
 
 from underrep_jax.models import hf
+from underrep_jax.models import hub
+from underrep_jax.models import tokenizer as tokenizer_lib
 
 
-def resolve(path) -> pathlib.Path:
+def resolve(path, revision: str | None = None) -> pathlib.Path:
   """The HF directory for `path`; errors name what is missing."""
   if not str(path):
     raise ValueError("no model given: set --config.model to an HF directory or a workdir")
-  path = pathlib.Path(path).expanduser()
+  path = hub.resolve(path if isinstance(path, str) else pathlib.Path(path), revision)
   if not path.is_dir():
     raise FileNotFoundError(f"model path {path} is not a directory")
   if not (path / "config.json").is_file() and (path / "export" / "config.json").is_file():
@@ -21,15 +24,15 @@ def resolve(path) -> pathlib.Path:
   if not (path / "config.json").is_file():
     raise FileNotFoundError(f"{path}: no config.json here nor in {path / 'export'}; expected "
                             "a Hugging Face model directory or a training workdir with export/")
-  if not (path / "tokenizer.json").is_file():
-    raise FileNotFoundError(f"{path}: no tokenizer.json; evaluation needs the model's "
-                            "tokenizer next to its weights (save it with the checkpoint)")
+  if tokenizer_lib.find(path) is None:
+    raise FileNotFoundError(f"{path}: no {tokenizer_lib.looked_for()}; evaluation needs the "
+                            "model's tokenizer next to its weights (save it with the checkpoint)")
   return path
 
 
-def load(path, dtype: str = "float32") -> hf.PretrainedModel:
+def load(path, dtype: str = "float32", revision: str | None = None) -> hf.PretrainedModel:
   """Loads the resolved model; its tokenizer is checked to exist up front."""
-  return hf.load(resolve(path), dtype=dtype)
+  return hf.load(resolve(path, revision), dtype=dtype)
 
 
 def pad_id(model: hf.PretrainedModel) -> int:
@@ -47,4 +50,4 @@ def eos_id(model: hf.PretrainedModel) -> int | None:
 
 def encode(model: hf.PretrainedModel, texts) -> list[list[int]]:
   """Token ids without special tokens (prompt and answer are joined by us)."""
-  return [e.ids for e in model.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+  return model.tokenizer.encode_ids(texts)

@@ -1,6 +1,8 @@
 """Evaluation outputs: predictions.jsonl, metrics.json, report.md and PNG plots.
 
-Classification metrics per task, language and prompt (plus the prompt mean), group
+Classification metrics per task, language and prompt (plus the mean over all prompts and,
+for records that name their `prompt_language`, the mean over each prompt language's
+prompts, `mean_eng` / `mean_ind`: the English-prompt mean is a headline setting), group
 means over pretrained/seen/unseen languages, and two baselines per language:
 majority (always the most frequent gold label) and random (uniform guesses; the
 expected metrics are estimated by a seeded simulation of `RANDOM_DRAWS` draws, since
@@ -29,7 +31,7 @@ GROUP_COLORS = {"pretrained": "tab:gray", "seen": "tab:blue", "unseen": "tab:ora
 def write_predictions(path: pathlib.Path, records) -> None:
   with open(path, "w", encoding="utf-8") as f:
     for record in records:
-      f.write(json.dumps(record, ensure_ascii=False) + "\n")
+      f.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")  # valid JSON
 
 
 def read_predictions(path: pathlib.Path) -> list[dict]:
@@ -74,11 +76,26 @@ def baselines(gold: list[str], labels: list[str], seed: int = 0) -> dict[str, di
           "random": _mean(draws)}
 
 
+def prompt_language_means(per_prompt: dict[str, dict], prompt_languages: dict[str, str]
+                          ) -> dict[str, dict]:
+  """{"mean_<lang>": metrics averaged over exactly the prompts in that language}."""
+  out = {}
+  for language in sorted(set(prompt_languages.values())):
+    members = [m for name, m in per_prompt.items() if prompt_languages.get(name) == language]
+    if members:
+      out[f"mean_{language}"] = _mean(members)
+  return out
+
+
 def classification_summary(records: list[dict], labels_by_task: dict[str, list[str]]) -> dict:
-  """{task: {language: {metrics of the prompt mean, prompts: {...}, majority, random}}}."""
+  """{task: {language: {metrics of the prompt mean, prompts: {...}, mean_<prompt language>:
+  {...}, majority, random}}}."""
   grouped = collections.defaultdict(lambda: collections.defaultdict(dict))
+  prompt_languages = {}
   for r in records:
     grouped[r["task"]][r["language"]].setdefault(r["prompt"], []).append(r)
+    if "prompt_language" in r:
+      prompt_languages[r["prompt"]] = r["prompt_language"]
   out = {}
   for task, by_language in grouped.items():
     out[task] = {}
@@ -88,6 +105,7 @@ def classification_summary(records: list[dict], labels_by_task: dict[str, list[s
                     for name, rows in sorted(by_prompt.items())}
       gold = [r["gold"] for r in next(iter(by_prompt.values()))]
       entry = _mean(list(per_prompt.values()))
+      entry.update(prompt_language_means(per_prompt, prompt_languages))
       entry.update(prompts=per_prompt, examples=len(gold),
                    **baselines(gold, list(labels_by_task[task])))
       out[task][language] = entry
@@ -103,7 +121,16 @@ def group_means(summary: dict, keys=CLASSIFICATION_KEYS) -> dict:
       members = [m for lang, m in by_language.items() if _group(lang) == group]
       if members:
         out[task][group] = {k: float(np.mean([m[k] for m in members])) for k in keys}
+        for name in _language_mean_names(members):
+          out[task][group][name] = {k: float(np.mean([m[name][k] for m in members]))
+                                    for k in keys}
   return out
+
+
+def _language_mean_names(entries) -> list[str]:
+  """The mean_<prompt language> keys every entry has."""
+  names = [set(k for k in e if k.startswith("mean_")) for e in entries]
+  return sorted(set.intersection(*names)) if names else []
 
 
 def _group(code: str) -> str:
@@ -121,18 +148,25 @@ def markdown(classification: dict, translation: dict, title: str) -> str:
   lines = [f"# {title}", ""]
   for task, by_language in classification.items():
     prompt_names = sorted({p for m in by_language.values() for p in m["prompts"]})
+    language_means = _language_mean_names(list(by_language.values()))
+    mean_heads = "".join(f" {n.replace('_', ' ')} prompts |" for n in language_means)
     lines += [f"## {task} (weighted F1 x100; accuracy / macro F1 in metrics.json)", "",
               "| language | group | " + " | ".join(prompt_names) +
-              " | mean | majority | random |",
-              "|---|---|" + "---|" * (len(prompt_names) + 3)]
+              " | mean |" + mean_heads + " majority | random |",
+              "|---|---|" + "---|" * (len(prompt_names) + len(language_means) + 3)]
     for lang, m in by_language.items():
       cells = [_fmt(m["prompts"][p][HEADLINE]) if p in m["prompts"] else "" for p in prompt_names]
+      means = "".join(f" {_fmt(m[n][HEADLINE])} |" for n in language_means)
       lines.append(f"| {lang} | {_group(lang)} | " + " | ".join(cells) +
-                   f" | **{_fmt(m[HEADLINE])}** | {_fmt(m['majority'][HEADLINE])} | "
-                   f"{_fmt(m['random'][HEADLINE])} |")
-    lines += ["", "| group | accuracy | macro F1 | weighted F1 |", "|---|---|---|---|"]
+                   f" | **{_fmt(m[HEADLINE])}** |" + means +
+                   f" {_fmt(m['majority'][HEADLINE])} | {_fmt(m['random'][HEADLINE])} |")
+    lines += ["", "| group | accuracy | macro F1 | weighted F1 |" +
+              "".join(f" weighted F1, {n.replace('mean_', '')} prompts |"
+                      for n in language_means),
+              "|---|---|---|---|" + "---|" * len(language_means)]
     for group, m in group_means({task: by_language})[task].items():
-      lines.append(f"| {group} | " + " | ".join(_fmt(m[k]) for k in CLASSIFICATION_KEYS) + " |")
+      lines.append(f"| {group} | " + " | ".join(_fmt(m[k]) for k in CLASSIFICATION_KEYS) +
+                   " |" + "".join(f" {_fmt(m[n][HEADLINE])} |" for n in language_means))
     lines.append("")
   for task, by_direction in translation.items():
     lines += [f"## {task}", "", "| direction | chrF++ | BLEU |", "|---|---|---|"]

@@ -12,22 +12,29 @@ METHODS = ("random", "tfidf", "dense")
 
 
 class DenseEncoder:
-  """Mean-pooled, L2-normalised sentence embeddings from a model-zoo encoder.
+  """Sentence embeddings from an encoder directory, by its own sentence-transformers
+  pipeline (`models.sentence_encoder`: LaBSE's CLS + Dense + Normalize,
+  stsb-xlm-r-multilingual's mean pooling, ...); a plain HF encoder gets L2-normalised
+  mean pooling. Only real tokens are pooled (MiniLM's tokenizer.json pads to 128).
 
-  Built on `univar.encoder.Embedder`, which tokenizes without the checkpoint's own
-  padding (MiniLM's tokenizer.json pads every text to 128 tokens) so that only real
-  tokens are pooled.
+  `path`: a directory or Hub id (default all-MiniLM-L6-v2); `max_tokens` overrides the
+  directory's max_seq_length.
   """
 
-  def __init__(self, path=None, batch_size: int = 64, max_tokens: int = 128):
+  def __init__(self, path=None, batch_size: int = 64, max_tokens: int | None = None):
     from underrep_jax.models import hf
-    from underrep_jax.univar import encoder
-    self.model = hf.load(path or hf.minilm_path())
-    self._embedder = encoder.Embedder(self.model.module, self.model.tokenizer, max_tokens,
-                                      batch_size, int(self.model.module.config.pad_token_id))
+    from underrep_jax.models import sentence_encoder
+    self._encoder = sentence_encoder.SentenceEncoder(path or hf.minilm_path(), batch_size,
+                                                     max_tokens)
+    self.model = self._encoder.model
 
   def __call__(self, texts: list[str]) -> np.ndarray:
-    return self._embedder(self.model.params, texts)
+    return self._encoder(texts)
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+  """Rows scaled to length 1 (not every encoder normalises), so dot products are cosines."""
+  return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
 
 
 class Retriever:
@@ -46,7 +53,7 @@ class Retriever:
       self._pool_vectors = self._vectorizer.fit_transform(self.pool)
     elif method == "dense":
       self._encoder = encoder or DenseEncoder()
-      self._pool_vectors = self._encoder(self.pool)
+      self._pool_vectors = _unit(self._encoder(self.pool))
 
   def similarities(self, queries: list[str]) -> np.ndarray:
     """[queries, pool] cosine similarities (tfidf/dense)."""
@@ -54,7 +61,7 @@ class Retriever:
       # TF-IDF rows are L2-normalised, so the dot product is the cosine.
       return (self._vectorizer.transform(queries) @ self._pool_vectors.T).toarray()
     if self.method == "dense":
-      return self._encoder(queries) @ self._pool_vectors.T
+      return _unit(self._encoder(queries)) @ self._pool_vectors.T
     raise ValueError("random retrieval has no similarities")
 
   def retrieve(self, queries: list[str], k: int) -> list[list[int]]:

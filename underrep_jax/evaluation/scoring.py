@@ -153,6 +153,7 @@ class Scorer:
     return self.score_ids(tokenized, label_tokens, modes, desc)
 
   def score_ids(self, prompt_tokens, label_tokens, modes=MODES, desc="scoring"):
+    _check_token_ids(self.model, prompt_tokens, label_tokens, desc)
     label_len = max(len(t) for t in label_tokens)
     label_ids, label_mask = _right_pad(label_tokens, label_len, self.pad)
     label_count = label_mask.sum(-1).astype(np.float64)
@@ -182,4 +183,36 @@ class Scorer:
       else:
         total = np.concatenate(prompt_sums)[:, None] + label_sum
         out["whole"] = total / (np.concatenate(prompt_counts)[:, None] + label_count[None])
+    _check_finite_scores(self.model, out, desc)
     return out
+
+
+def _model_name(model) -> str:
+  return str(getattr(model, "source", None) or getattr(model, "family", "the model"))
+
+
+def _check_token_ids(model, prompt_tokens, label_tokens, desc: str) -> None:
+  """Ids past the embedding table would be clamped by XLA's gather, not refused."""
+  from underrep_jax.errors import ModelError
+  size = (getattr(model, "hf_config", None) or {}).get("vocab_size")
+  if not size:
+    return
+  for kind, rows in (("example", prompt_tokens), ("answer", label_tokens)):
+    for i, row in enumerate(rows):
+      bad = [t for t in row if not 0 <= int(t) < size]
+      if bad:
+        raise ModelError(f"{_model_name(model)}: {desc} {kind} {i} has token id {bad[0]} "
+                         f"outside the model's vocabulary of {size}; the tokenizer does not "
+                         "belong to this model")
+
+
+def _check_finite_scores(model, scores: dict, desc: str) -> None:
+  """A NaN/Inf score would rank arbitrarily and break predictions.jsonl (bare NaN)."""
+  from underrep_jax.errors import ModelError
+  for mode, values in scores.items():
+    bad = np.argwhere(~np.isfinite(values))
+    if bad.size:
+      row, answer = (int(i) for i in bad[0])
+      raise ModelError(f"{_model_name(model)}: {desc} example {row}: non-finite {mode} score "
+                       f"{values[row, answer]} for answer {answer}; the weights or the "
+                       "compute dtype overflow (try --config.dtype=float32)")

@@ -48,7 +48,12 @@ def task_languages(dataset: str, requested: str) -> list[str]:
   skipped = [lang for lang in wanted if lang not in available]
   if skipped:
     logging.warning("%s has no data for %s; skipped", dataset, ", ".join(skipped))
-  return [lang for lang in wanted if lang in available]
+  kept = [lang for lang in wanted if lang in available]
+  if not kept:  # an empty report would look like a result
+    from underrep_jax.errors import ConfigError
+    raise ConfigError(f"{dataset} has no data for the requested languages {requested!r}; "
+                      f"it has: {', '.join(available)}")
+  return kept
 
 
 def head(rows: list, n: int) -> list:
@@ -67,6 +72,7 @@ def score_rows(scorer: scoring.Scorer, task: str, rows: list[dict], prompt_varia
     for row, row_scores in zip(rows, scores):
       records.append({
           "id": row["id"], "task": task, "language": row["language"], "prompt": prompt.name,
+          "prompt_language": prompt.prompt_language,
           "scores": {l: float(s) for l, s in zip(labels, row_scores)},
           "prediction": labels[int(np.argmax(row_scores))], "gold": row["label"]})
   return records
@@ -130,10 +136,11 @@ def run_translation(config, model, workdir: pathlib.Path) -> dict:
 def run(config, workdir: str) -> None:
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  model = model_loading.load(config.model, dtype=config.dtype)
+  model = model_loading.load(config.model, dtype=config.dtype,
+                             revision=config.get("model_revision") or None)
   records, labels_by_task = run_classification(config, model)
   translation = run_translation(config, model, workdir)
   report.write_all(workdir, records, labels_by_task, translation,
-                   title=f"Zero-shot evaluation of {model_loading.resolve(config.model)}",
+                   title=f"Zero-shot evaluation of {model.source}",
                    extra={"scoring": config.scoring})
   logging.info("wrote %s", workdir / "report.md")

@@ -14,6 +14,42 @@ from underrep_jax.data import corpus_vocab
 from underrep_jax.data import vocabularies
 
 
+def _count(cut: np.ndarray) -> dict:
+  return {"count": int(cut.sum()), "fraction": float(cut.mean()) if cut.size else 0.0}
+
+
+def split_truncation(inputs: np.ndarray, targets: np.ndarray, inputs_length: int,
+                     targets_length: int) -> dict:
+  """Examples cut when each side has its own length (targets counted with their EOS)."""
+  cut_in, cut_tg = inputs > inputs_length, targets > targets_length
+  return {"inputs_length": inputs_length, "targets_length": targets_length,
+          "inputs": _count(cut_in), "targets": _count(cut_tg), "total": _count(cut_in | cut_tg)}
+
+
+def budget_truncation(inputs: np.ndarray, targets: np.ndarray, max_length: int) -> dict:
+  """Examples cut under one budget shared by prompt and target (cut together on the
+  right): `inputs` = the prompt alone overflows (the target is lost), `targets` = the
+  target is shortened or lost, `total` = any cut (the same examples as `targets`)."""
+  total = inputs + targets > max_length
+  return {"max_length": max_length, "inputs": _count(inputs >= max_length),
+          "targets": _count(total), "total": _count(total)}
+
+
+def truncation(inputs: np.ndarray, targets: np.ndarray, max_length: int, inputs_length: int,
+               targets_length: int, candidate_inputs_lengths=()) -> dict:
+  """Truncation under the shared budget and the configured split, and which split of the
+  budget (inputs_length, max_length - inputs_length) cuts the fewest examples."""
+  out = {"budget": budget_truncation(inputs, targets, max_length),
+         "split": split_truncation(inputs, targets, inputs_length, targets_length)}
+  splits = {f"{n}/{max_length - n}": split_truncation(inputs, targets, n, max_length - n)
+            for n in candidate_inputs_lengths if 0 < n < max_length}
+  if splits:
+    out["splits_of_budget"] = splits
+    out["least_truncating_split"] = min(
+        splits, key=lambda k: (splits[k]["total"]["count"], splits[k]["targets"]["count"]))
+  return out
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
@@ -34,6 +70,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
       summary[f"{key}_tokens"] = {"mean": float(lengths.mean()), "p50": float(np.median(lengths)),
                                   "p95": float(np.percentile(lengths, 95)),
                                   "max": int(lengths.max())}
+  if rows and all("inputs_tokens" in r for r in rows):
+    candidates = [int(n) for n in str(data.get("candidate_inputs_lengths", "")).split(",")
+                  if n.strip()]
+    summary["truncation"] = truncation(
+        np.asarray([r["inputs_tokens"] for r in rows]),
+        np.asarray([r["targets_tokens"] for r in rows]), data.max_length, data.inputs_length,
+        data.targets_length, candidates)
   (workdir / "data_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
   with (workdir / "examples.jsonl").open("w", encoding="utf-8") as f:
     for row in rows:

@@ -15,12 +15,14 @@ import ml_collections
 import seqio
 
 import tasks
+from underrep_jax import files
 from underrep_jax import models
 from underrep_jax import parallel
 from underrep_jax.data import corpus_vocab
 from underrep_jax.data import input_pipeline
 from underrep_jax.data import vocabularies
 from underrep_jax.models import hf
+from underrep_jax.models import hub
 from underrep_jax.train import loop
 from underrep_jax.train import losses
 from underrep_jax.train import metrics as metrics_lib
@@ -28,15 +30,33 @@ from underrep_jax.train import metrics as metrics_lib
 ENCODER_DECODER_FAMILIES = ("t5",)
 
 
-def mixture_name(data: ml_collections.ConfigDict) -> str:
-  """Registers (once) and names the alignment mixture, with replay mixed in if asked."""
+def mixture_name(data: ml_collections.ConfigDict,
+                 architecture: str = input_pipeline.DECODER_ONLY) -> str:
+  """Registers (once) and names the alignment mixture, with replay mixed in if asked.
+
+  Replay examples are drawn with `data.seed`; decoder-only models read a file source's
+  inputs and targets as one text joined by a space (xP3's format, as the original).
+  """
   languages = [c.strip() for c in data.languages.split(",") if c.strip()] or None
   name = tasks.instructalign.alignment_mixture(
       data.objective_set, data.corpus, data.pivot or None, languages, data.xss_negatives)
   if data.replay:
+    separator = (tasks.replay.DECODER_SEPARATOR if architecture == input_pipeline.DECODER_ONLY
+                 else "")
     name = tasks.replay.with_replay(name, data.replay, num_examples=data.replay_examples or None,
-                                    rate=data.replay_rate or None)
+                                    rate=data.replay_rate or None, seed=data.seed,
+                                    separator=separator)
   return name
+
+
+def architecture_of(config) -> str:
+  """decoder or encoder_decoder, from the checkpoint's model_type or `model.family`."""
+  family = config.model.family
+  if config.model.path:
+    family = models.registry.family_for_model_type(
+        hf.read_config(pathlib.Path(config.model.path))["model_type"]).name
+  return (input_pipeline.ENCODER_DECODER if family in ENCODER_DECODER_FAMILIES
+          else input_pipeline.DECODER_ONLY)
 
 
 def _vocabulary(config, mixture: str, workdir: pathlib.Path):
@@ -58,32 +78,41 @@ def _module(config, vocab):
   return models.build(m.family, fields, dtype=m.dtype, param_dtype=m.param_dtype, remat=m.remat)
 
 
+def make_adapter(config, module, architecture: str) -> losses.Adapter:
+  """The logits the loss trains: causal for decoder-only models unless train.prefix_lm."""
+  if architecture == input_pipeline.ENCODER_DECODER:
+    return losses.encoder_decoder_adapter(module)
+  return losses.decoder_only_adapter(module, prefix_lm=config.train.get("prefix_lm", False))
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  mixture = mixture_name(config.data)
+  if config.model.path:  # a Hub id becomes its cached snapshot, once, for every reader below
+    config.model.path = str(hub.resolve(config.model.path, config.model.get("revision") or None))
+  mixture = mixture_name(config.data, architecture_of(config))
   vocab = _vocabulary(config, mixture, workdir)
   vocabularies.set_active(vocab)
   module = _module(config, vocab)
   family = models.registry.family_of(module).name
   architecture = (input_pipeline.ENCODER_DECODER if family in ENCODER_DECODER_FAMILIES
                   else input_pipeline.DECODER_ONLY)
-  logging.info("InstructAlign on %s (%s, loss on %s), vocabulary %r", mixture, family,
-               config.train.loss_on, vocab)
+  logging.info("InstructAlign on %s (%s, loss on %s, %s attention), vocabulary %r", mixture,
+               family, config.train.loss_on,
+               "prefix-LM" if config.train.get("prefix_lm", False) else "causal", vocab)
 
   input_config = input_pipeline.InputConfig(
       mixture=mixture, split=config.data.split, inputs_length=config.data.inputs_length,
       targets_length=config.data.targets_length, global_batch_size=config.train.batch_size,
       architecture=architecture, pack=config.data.pack, loss_on=config.train.loss_on,
-      seed=config.data.seed)
+      seed=config.data.seed, max_length=config.data.get("max_length", 0),
+      prefix_lm=config.train.get("prefix_lm", False))
 
   def make_batches(start: int):
     return input_pipeline.batches(input_config, start, jax.process_index(), jax.process_count())
 
-  adapter = (losses.encoder_decoder_adapter(module)
-             if architecture == input_pipeline.ENCODER_DECODER
-             else losses.decoder_only_adapter(module))
-  loss_fn = losses.token_loss(adapter, loss_on=config.train.loss_on)
+  loss_fn = losses.token_loss(make_adapter(config, module, architecture),
+                              loss_on=config.train.loss_on)
   init_params = models.make_init_fn(module)
   mesh = parallel.make_mesh(tuple(config.mesh.shape))
   rules = config.mesh.get("rules")
@@ -93,19 +122,22 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
     load_params = hf.params_loader(config.model.path, config.model.dtype,
                                    config.model.param_dtype, mesh, rules, config.model.remat)
 
-  length = config.data.inputs_length + config.data.targets_length
+  length = input_pipeline.sequence_length(input_config)
   params_count, flops = metrics_lib.module_flops_per_token(module, init_params, length)
   result = loop.train(config, str(workdir), init_params=init_params, loss_fn=loss_fn,
                       make_batches=make_batches,
                       flops_per_token=flops,
                       load_params=load_params)
   summary = {"mixture": mixture, "family": family, "parameters": int(params_count),
-             "loss_on": config.train.loss_on, "step": result.step,
+             "loss_on": config.train.loss_on,
+             "prefix_lm": bool(config.train.get("prefix_lm", False)),
+             "max_length": input_pipeline.sequence_length(input_config), "step": result.step,
              "preempted": result.preempted, "last_metrics": result.last_metrics}
   if config.export and not result.preempted and jax.process_index() == 0:
     summary["export"] = str(export(config, module, result.state.params, vocab,
                                    workdir / "export"))
-  (workdir / "instructalign_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+  files.atomic_write_text(workdir / "instructalign_summary.json",
+                          json.dumps(summary, indent=2) + "\n")
   logging.info("Done: %s", summary)
 
 
@@ -122,6 +154,6 @@ def export(config, module, params, vocab, out_dir: pathlib.Path) -> pathlib.Path
     model.hf_config.update(bos_token_id=vocab.eos_id, eos_token_id=vocab.eos_id,
                            pad_token_id=vocab.pad_id, unk_token_id=vocab.unk_id)
   path = hf.save(model, out_dir)
-  if isinstance(vocab, seqio.SentencePieceVocabulary):
-    vocabularies.sentencepiece_to_hf(vocab, out_dir)
+  if not config.model.path and isinstance(vocab, seqio.SentencePieceVocabulary):
+    vocabularies.sentencepiece_to_hf(vocab, out_dir)  # (a checkpoint's own files are copied)
   return path

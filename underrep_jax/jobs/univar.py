@@ -16,10 +16,12 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from underrep_jax import files
 from underrep_jax import models
 from underrep_jax import parallel
 from underrep_jax.data.errors import DataError
 from underrep_jax.models import hf
+from underrep_jax.models import hub
 from underrep_jax.train import loop
 from underrep_jax.train import metrics as metrics_lib
 from underrep_jax.univar import data as data_lib
@@ -171,7 +173,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   config = ml_collections.ConfigDict(config.to_dict())  # unlocked: steps may be resolved
-  path = str(config.encoder.path or hf.minilm_path())
+  path = str(hub.resolve(config.encoder.path, config.encoder.get("revision") or None)
+             if config.encoder.path else hf.minilm_path())
   length = view_length(config)
   module = hf.build_module(path, dtype=config.encoder.dtype,
                            param_dtype=config.encoder.param_dtype, remat=config.encoder.remat)
@@ -217,5 +220,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
                                _host_params(result.state.params), _host_params(base.params),
                                train, test)
   if jax.process_index() == 0:
-    (workdir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    files.atomic_write_text(workdir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
   logging.info("Done: %s", json.dumps(summary.get("eval", summary), indent=1))

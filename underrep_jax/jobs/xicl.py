@@ -52,7 +52,8 @@ def run(config, workdir: str) -> None:
   workdir.mkdir(parents=True, exist_ok=True)
   if config.query_task not in evaluate_job.CLASSIFICATION_TASKS:
     raise ValueError(f"unknown query_task {config.query_task!r}")
-  model = model_loading.load(config.model, dtype=config.dtype)
+  model = model_loading.load(config.model, dtype=config.dtype,
+                             revision=config.get("model_revision") or None)
   scorer = scoring.Scorer(model, batch_size=config.batch_size,
                           max_prompt_tokens=config.max_prompt_tokens)
   _, task_type, verbalizer_name = evaluate_job.CLASSIFICATION_TASKS[config.query_task]
@@ -115,7 +116,7 @@ def run(config, workdir: str) -> None:
             "exemplars": [pool[i]["id"] for i in idx], "text": prompt})
   report.write_all(workdir, records, {config.query_task: labels},
                    title=f"X-ICL ({config.retrieval}, k={config.k}, pool "
-                   f"{config.pool_language}) of {model_loading.resolve(config.model)}",
+                   f"{config.pool_language}) of {model.source}",
                    extra={"scoring": config.scoring, "retrieval": config.retrieval,
                           "k": config.k, "pool_language": config.pool_language})
   logging.info("wrote %s", workdir / "report.md")

@@ -42,21 +42,19 @@ class BertConfig:
     return self.model_type in ("roberta", "xlm-roberta")
 
   @classmethod
-  def from_hf(cls, hf: dict[str, Any]) -> "BertConfig":
-    if hf["model_type"] not in MODEL_TYPES:
-      raise ValueError(f"unsupported BERT-family model_type {hf['model_type']!r}")
-    if hf.get("position_embedding_type", "absolute") != "absolute":
+  def from_hf(cls, hf) -> "BertConfig":
+    """From a transformers Bert/RoBERTa/XLM-R config."""
+    if hf.model_type not in MODEL_TYPES:
+      raise ValueError(f"unsupported BERT-family model_type {hf.model_type!r}")
+    if getattr(hf, "position_embedding_type", "absolute") != "absolute":
       raise ValueError("only absolute position embeddings are supported")
-    return cls(model_type=hf["model_type"], vocab_size=hf["vocab_size"],
-               hidden_size=hf["hidden_size"], num_layers=hf["num_hidden_layers"],
-               num_heads=hf["num_attention_heads"], intermediate_size=hf["intermediate_size"],
-               hidden_act=hf.get("hidden_act", "gelu"),
-               max_position_embeddings=hf.get("max_position_embeddings", 512),
-               type_vocab_size=hf.get("type_vocab_size", 2),
-               layer_norm_eps=hf.get("layer_norm_eps", 1e-12),
-               pad_token_id=hf.get("pad_token_id") or 0,
-               hidden_dropout=hf.get("hidden_dropout_prob", 0.0),
-               initializer_range=hf.get("initializer_range", 0.02))
+    return cls(model_type=hf.model_type, vocab_size=hf.vocab_size, hidden_size=hf.hidden_size,
+               num_layers=hf.num_hidden_layers, num_heads=hf.num_attention_heads,
+               intermediate_size=hf.intermediate_size, hidden_act=hf.hidden_act,
+               max_position_embeddings=hf.max_position_embeddings,
+               type_vocab_size=hf.type_vocab_size, layer_norm_eps=hf.layer_norm_eps,
+               pad_token_id=hf.pad_token_id or 0, hidden_dropout=float(hf.hidden_dropout_prob),
+               initializer_range=hf.initializer_range)
 
   def match_checkpoint(self, names) -> "BertConfig":
     """Pooler or not, as the checkpoint has it (MLM checkpoints have none)."""

@@ -16,6 +16,10 @@ from underrep_jax.models import layers
 
 Array = jax.Array
 
+# config.json keys transformers' BloomConfig folds into another (published BLOOMZ configs
+# use n_embed); with its attribute_map these are one setting each.
+HF_ALIASES = {"n_embed": "hidden_size"}
+
 
 @dataclasses.dataclass(frozen=True)
 class BloomConfig:
@@ -33,14 +37,15 @@ class BloomConfig:
     return self.hidden_size // self.num_heads
 
   @classmethod
-  def from_hf(cls, hf: dict[str, Any]) -> "BloomConfig":
-    if hf.get("apply_residual_connection_post_layernorm"):
+  def from_hf(cls, hf) -> "BloomConfig":
+    """From a transformers BloomConfig (aliases resolved)."""
+    if hf.apply_residual_connection_post_layernorm:
       raise ValueError("BLOOM with apply_residual_connection_post_layernorm=True is not supported")
-    return cls(vocab_size=hf["vocab_size"], hidden_size=hf.get("hidden_size", hf.get("n_embed")),
-               num_layers=hf["n_layer"], num_heads=hf["n_head"],
-               layer_norm_epsilon=hf.get("layer_norm_epsilon", 1e-5),
-               hidden_dropout=hf.get("hidden_dropout", 0.0),
-               initializer_range=hf.get("initializer_range", 0.02))
+    if not hf.tie_word_embeddings:
+      raise ValueError("BLOOM with tie_word_embeddings=False is not supported")
+    return cls(vocab_size=hf.vocab_size, hidden_size=hf.hidden_size, num_layers=hf.n_layer,
+               num_heads=hf.n_head, layer_norm_epsilon=hf.layer_norm_epsilon,
+               hidden_dropout=float(hf.hidden_dropout), initializer_range=hf.initializer_range)
 
   def to_hf(self) -> dict[str, Any]:
     return {"model_type": "bloom", "architectures": ["BloomForCausalLM"],

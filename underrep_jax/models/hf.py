@@ -31,7 +31,9 @@ from jax.sharding import Mesh
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
+from underrep_jax import errors
 from underrep_jax import parallel
+from underrep_jax.models import hub
 from underrep_jax.models import initialize
 from underrep_jax.models import registry
 
@@ -45,10 +47,18 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 # Names a family's HF tensors may carry in front of the table's (canonical) names.
 PREFIX_VARIANTS = {"bloom": ("transformer.", ""), "bert": ("", "bert.", "roberta."),
                    "llama": ("",), "xglm": ("",), "t5": ("",)}
+# Other names a tensor of the table may be stored under. T5/mT5's shared embedding is
+# tied to both stacks' embed_tokens; safetensors' de-duplication on save can keep only
+# one of those names.
+TENSOR_FALLBACKS = {"t5": {"shared.weight": ("encoder.embed_tokens.weight",
+                                             "decoder.embed_tokens.weight")}}
+# config.json fields transformers 5 reads in place of older ones: an export writes only
+# the new one, so no stale value sits beside it.
+SUPERSEDED = {"dtype": ("torch_dtype",), "rope_parameters": ("rope_scaling", "rope_theta")}
 
 
-class CheckpointError(ValueError):
-  """A checkpoint directory this module refuses or cannot read."""
+class CheckpointError(errors.ModelError, ValueError):
+  """A checkpoint directory this module refuses or cannot read (one line in the launcher)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -107,17 +117,49 @@ def _paths(tree, prefix: str = "") -> list[str]:
 
 
 def read_config(path: pathlib.Path) -> dict[str, Any]:
+  path = hub.resolve(path)
   config_file = path / "config.json"
   if not config_file.is_file():
     raise CheckpointError(f"{path}: no config.json")
-  config = json.loads(config_file.read_text())
+  try:
+    config = json.loads(config_file.read_text())
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise CheckpointError(f"{config_file}: not valid JSON ({e}); expected a JSON object") from None
+  if not isinstance(config, dict):
+    raise CheckpointError(f"{config_file}: expected a JSON object, got {type(config).__name__}")
   if config.get("auto_map") or config.get("trust_remote_code"):
     raise CheckpointError(
         f"{config_file}: the config asks for remote code (auto_map={config.get('auto_map')}); "
         "running code from a checkpoint is not allowed")
   if "model_type" not in config:
-    raise CheckpointError(f"{config_file}: no 'model_type'")
+    raise CheckpointError(f"{config_file}: no 'model_type'; supported: "
+                          f"{registry.supported_model_types()}")
+  if config["model_type"] not in registry.supported_model_types():
+    raise CheckpointError(f"{config_file}: unsupported model_type {config['model_type']!r}; "
+                          f"supported: {registry.supported_model_types()}")
+  try:
+    registry.check_aliases(config, str(config_file))
+  except ValueError as e:
+    raise CheckpointError(str(e)) from None
   return config
+
+
+def read_hf_config(path, config: dict[str, Any] | None = None):
+  """transformers' config object for PATH/config.json (`AutoConfig`, never remote code).
+
+  It resolves the aliases published configs use (BLOOM `n_embed`, `num_attention_heads`,
+  ...) and fills transformers' defaults, so each family's `from_hf` reads one normal form.
+  """
+  import transformers
+  path = pathlib.Path(path)
+  config = read_config(path) if config is None else config  # validated: no auto_map
+  try:
+    return transformers.AutoConfig.from_pretrained(str(path), trust_remote_code=False,
+                                                   local_files_only=True)
+  except Exception as e:  # transformers' own validation, e.g. a field of the wrong type
+    first = (str(e).strip().splitlines() or [type(e).__name__])
+    raise CheckpointError(f"{path / 'config.json'}: transformers cannot read it: "
+                          f"{' '.join(line.strip() for line in first[:3])}") from None
 
 
 def weight_files(path: pathlib.Path) -> dict[str, pathlib.Path]:
@@ -134,19 +176,28 @@ def weight_files(path: pathlib.Path) -> dict[str, pathlib.Path]:
   if pickles:
     raise CheckpointError(
         f"{path / pickles[0]}: pickled checkpoints are refused (they can run arbitrary code); "
-        "convert it to safetensors first")
+        f"convert it to safetensors first: python -m underrep_jax.models.convert {path}")
   raise CheckpointError(f"{path}: no {SAFETENSORS} or {SAFETENSORS_INDEX}")
 
 
-def _resolve_prefix(family: str, table, available) -> str:
+def _resolve_prefix(family: str, table, available, where) -> str:
   """Which of the family's name prefixes this checkpoint uses (e.g. 'bert.' or none)."""
   canonical, *_ = PREFIX_VARIANTS[family]
-  first = table[0][0][len(canonical):]
-  for prefix in PREFIX_VARIANTS[family]:
-    if prefix + first in available:
-      return prefix
-  raise CheckpointError(f"checkpoint has no tensor {first!r} (nor with the prefixes "
-                        f"{PREFIX_VARIANTS[family]}); is it a {family} model?")
+  names = [hf_name[len(canonical):] for hf_name, _, _ in table]
+  hits = {prefix: sum(prefix + n in available for n in names) for prefix in PREFIX_VARIANTS[family]}
+  best = max(hits, key=hits.get)
+  if hits[best]:
+    return best
+  raise CheckpointError(f"{where}: no tensor {names[0]!r} (nor any other {family} tensor, with "
+                        f"the prefixes {PREFIX_VARIANTS[family]}); is it a {family} model?")
+
+
+def _find_tensor(family: str, name: str, available) -> str | None:
+  """`name`, or the first of its fallback names the checkpoint has."""
+  for candidate in (name, *TENSOR_FALLBACKS.get(family, {}).get(name, ())):
+    if candidate in available:
+      return candidate
+  return None
 
 
 def _read_tensor(file: pathlib.Path, name: str) -> np.ndarray:
@@ -172,13 +223,10 @@ def minilm_path() -> pathlib.Path:
 
 
 def load_tokenizer(path):
-  """`tokenizers.Tokenizer` from PATH/tokenizer.json, without reading any weights."""
-  import tokenizers
-  file = pathlib.Path(path) / "tokenizer.json" if path is not None else None
-  if file is None or not file.is_file():
-    raise FileNotFoundError(f"{path}: no tokenizer.json, so this model has no tokenizer "
-                            "(only fast tokenizers saved as tokenizer.json are supported)")
-  return tokenizers.Tokenizer.from_file(str(file))
+  """The checkpoint's tokenizer (tokenizer.json, else spiece.model / tokenizer.model),
+  without reading any weights; see `models.tokenizer` for the interface."""
+  from underrep_jax.models import tokenizer
+  return tokenizer.load(None if path is None else hub.resolve(path))
 
 
 @dataclasses.dataclass
@@ -203,7 +251,7 @@ class PretrainedModel:
 
   @functools.cached_property
   def tokenizer(self):
-    """`tokenizers.Tokenizer` from tokenizer.json next to the weights."""
+    """The tokenizer next to the weights (fast or SentencePiece; `models.tokenizer`)."""
     return load_tokenizer(self.source)
 
   def _run(self, fn, *args):
@@ -259,11 +307,16 @@ def build_module(path, dtype="float32", param_dtype=None, remat: bool | None = N
 
   Training jobs use it to set up sharded state before (or instead of, on resume) loading.
   """
-  path = pathlib.Path(path)
+  path = hub.resolve(path)
   hf_config = read_config(path)
   family = registry.family_for_model_type(hf_config["model_type"])
-  module = registry.build(family.name, hf_config, dtype=dtype,
-                          param_dtype=param_dtype or dtype, remat=remat)
+  try:
+    module = registry.build(family.name, read_hf_config(path, hf_config), dtype=dtype,
+                            param_dtype=param_dtype or dtype, remat=remat)
+  except CheckpointError:
+    raise
+  except ValueError as e:  # a setting the family does not support
+    raise CheckpointError(f"{path / 'config.json'}: {e}") from None
   if hasattr(module.config, "match_checkpoint"):
     module = module.clone(config=module.config.match_checkpoint(weight_files(path)))
   return module
@@ -277,7 +330,7 @@ def load(path, dtype="float32", param_dtype=None, mesh: Mesh | None = None, rule
   `mesh`, each parameter lands in the sharding its logical names get from `rules`
   (default parallel.DEFAULT_RULES); without one, on the first device.
   """
-  path = pathlib.Path(path)
+  path = hub.resolve(path)
   mesh = None if mesh is None else initialize.auto_mesh(mesh)
   hf_config = read_config(path)
   family = registry.family_for_model_type(hf_config["model_type"])
@@ -286,15 +339,17 @@ def load(path, dtype="float32", param_dtype=None, mesh: Mesh | None = None, rule
   abstract, shardings = initialize.param_shardings(module, mesh, rules)
   abstract = nn.unbox(abstract)
   table = module.config.param_table()
-  prefix = _resolve_prefix(family.name, table, files)
+  where = path / (SAFETENSORS_INDEX if (path / SAFETENSORS_INDEX).is_file() else SAFETENSORS)
+  prefix = _resolve_prefix(family.name, table, files, where)
   canonical = PREFIX_VARIANTS[family.name][0]
 
   params: dict = {}
   used = set()
   for hf_name, our_path, transform in table:
-    name = prefix + hf_name[len(canonical):]
-    if name not in files:
-      raise CheckpointError(f"{path}: missing tensor {name!r} (for {our_path})")
+    wanted = prefix + hf_name[len(canonical):]
+    name = _find_tensor(family.name, wanted, files)
+    if name is None:
+      raise CheckpointError(f"{where}: missing tensor {wanted!r} (for {our_path})")
     target = _get(abstract, our_path)
     value = to_ours(_read_tensor(files[name], name), target.shape, transform, name)
     value = value.astype(target.dtype)
@@ -347,6 +402,25 @@ def _dtype_name(params) -> str:
   return "bfloat16" if dtypes == {"bfloat16"} else "float32"
 
 
+def export_config(model: PretrainedModel) -> dict[str, Any]:
+  """config.json for `save`: the family's canonical fields over the source's other fields.
+
+  Every alias of a field written (e.g. BLOOM `n_embed` beside `hidden_size`) and every
+  field a written one supersedes (`torch_dtype`, `rope_scaling`) is dropped from what is
+  carried over, so no stale value contradicts the exported model.
+  """
+  canonical = model.config.to_hf()
+  canonical["dtype"] = _dtype_name(model.params)
+  drop = {"auto_map", "_name_or_path"}
+  for group in registry.config_aliases(canonical["model_type"]):
+    drop |= {alias for key in canonical if key in group for alias in group if alias != key}
+  for key, older in SUPERSEDED.items():
+    if key in canonical:
+      drop |= set(older)
+  carried = {k: v for k, v in model.hf_config.items() if k not in drop}
+  return {**carried, **canonical}
+
+
 def save(model: PretrainedModel, out_dir, max_shard_bytes: int = 2 * 1024 ** 3) -> pathlib.Path:
   """Writes config.json + safetensors + the source's tokenizer files, loadable by transformers.
 
@@ -384,9 +458,7 @@ def save(model: PretrainedModel, out_dir, max_shard_bytes: int = 2 * 1024 ** 3) 
   if len(shards) > 1:
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
     (out / SAFETENSORS_INDEX).write_text(json.dumps(index, indent=2) + "\n")
-  config = {k: v for k, v in model.hf_config.items() if k not in ("auto_map", "_name_or_path")}
-  config.update(model.config.to_hf())
-  config["dtype"] = _dtype_name(model.params)
+  config = export_config(model)
   (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
   if model.source is not None and model.source.resolve() != out.resolve():
     for name in TOKENIZER_FILES:

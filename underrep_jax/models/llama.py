@@ -43,38 +43,33 @@ class LlamaConfig:
   remat: bool = False
 
   @classmethod
-  def from_hf(cls, hf: dict[str, Any]) -> "LlamaConfig":
-    model_type = hf["model_type"]
+  def from_hf(cls, hf) -> "LlamaConfig":
+    """From a transformers Llama/Mistral/Qwen2 config (its `rope_parameters` standardised)."""
+    model_type = hf.model_type
     if model_type not in MODEL_TYPES:
       raise ValueError(f"unsupported Llama-family model_type {model_type!r}")
-    if hf.get("hidden_act", "silu") != "silu":
+    if hf.hidden_act != "silu":
       raise ValueError(f"{model_type}: only hidden_act='silu' is supported")
-    rope = dict(hf.get("rope_parameters") or {})
-    if not rope:  # transformers 4.x layout
-      rope = dict(hf.get("rope_scaling") or {})
-      rope["rope_theta"] = hf.get("rope_theta", 10000.0)
-    theta = float(rope.pop("rope_theta", hf.get("rope_theta", 10000.0)))
+    rope = dict(hf.rope_parameters or {})
+    theta = float(rope.pop("rope_theta", 10000.0))
     if "type" in rope:
       rope["rope_type"] = rope.pop("type")
     scaling = None if rope.get("rope_type", "default") == "default" else tuple(sorted(rope.items()))
-    attention_bias = bool(hf.get("attention_bias", False))
-    sliding_window = None
-    if model_type == "mistral":
-      sliding_window = hf.get("sliding_window")
-    if model_type == "qwen2" and hf.get("use_sliding_window"):
+    attention_bias = bool(getattr(hf, "attention_bias", False))
+    sliding_window = hf.sliding_window if model_type == "mistral" else None
+    if model_type == "qwen2" and hf.use_sliding_window:
       raise ValueError("Qwen2 with use_sliding_window=True is not supported")
-    heads = hf["num_attention_heads"]
+    heads = hf.num_attention_heads
     return cls(
-        model_type=model_type, vocab_size=hf["vocab_size"], hidden_size=hf["hidden_size"],
-        intermediate_size=hf["intermediate_size"], num_layers=hf["num_hidden_layers"],
-        num_heads=heads, num_kv_heads=hf.get("num_key_value_heads") or heads,
-        head_dim=hf.get("head_dim") or hf["hidden_size"] // heads,
-        rms_norm_eps=hf.get("rms_norm_eps", 1e-6), rope_theta=theta, rope_scaling=scaling,
+        model_type=model_type, vocab_size=hf.vocab_size, hidden_size=hf.hidden_size,
+        intermediate_size=hf.intermediate_size, num_layers=hf.num_hidden_layers,
+        num_heads=heads, num_kv_heads=hf.num_key_value_heads or heads,
+        head_dim=getattr(hf, "head_dim", None) or hf.hidden_size // heads,
+        rms_norm_eps=hf.rms_norm_eps, rope_theta=theta, rope_scaling=scaling,
         qkv_bias=attention_bias or model_type == "qwen2", out_bias=attention_bias,
-        mlp_bias=bool(hf.get("mlp_bias", False)),
-        tie_word_embeddings=bool(hf.get("tie_word_embeddings", False)),
-        sliding_window=sliding_window, initializer_range=hf.get("initializer_range", 0.02),
-        dropout=float(hf.get("attention_dropout", 0.0)))
+        mlp_bias=bool(getattr(hf, "mlp_bias", False)),
+        tie_word_embeddings=bool(hf.tie_word_embeddings), sliding_window=sliding_window,
+        initializer_range=hf.initializer_range, dropout=float(hf.attention_dropout))
 
   def to_hf(self) -> dict[str, Any]:
     rope = {"rope_theta": self.rope_theta, "rope_type": "default"}

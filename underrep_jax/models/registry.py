@@ -2,7 +2,9 @@
 
 A config may be the family's config dataclass, a dict of its fields (for small
 from-scratch presets), or a Hugging Face config (a dict with 'model_type', or a
-transformers PretrainedConfig).
+transformers PretrainedConfig). HF dicts go through transformers' own config class,
+which resolves the attribute aliases published checkpoints use (BLOOM's `n_embed`,
+`num_attention_heads`, ...), so each family's `from_hf` reads one normalised object.
 """
 
 import dataclasses
@@ -35,6 +37,8 @@ FAMILIES = {f.name: f for f in (
     Family("bert", "encoder", bert.BertConfig, bert.BertEncoder, tuple(bert.MODEL_TYPES)),
 )}
 
+_MODULES = {"bloom": bloom, "llama": llama, "xglm": xglm, "t5": t5, "bert": bert}
+
 # Aliases accepted by `build`: the HF model_type names.
 _ALIASES = {t: f.name for f in FAMILIES.values() for t in f.model_types}
 
@@ -53,16 +57,60 @@ def family_for_model_type(model_type: str) -> Family:
   return FAMILIES[_ALIASES[model_type]]
 
 
+def supported_model_types() -> list[str]:
+  return sorted(_ALIASES)
+
+
+def config_aliases(model_type: str) -> list[frozenset[str]]:
+  """Groups of config.json keys that name one quantity for this model_type.
+
+  From transformers' `attribute_map` (e.g. BLOOM num_attention_heads -> n_head), the
+  family's own `HF_ALIASES` (keys its config class pops in __init__, e.g. BLOOM
+  n_embed -> hidden_size). Not `torch_dtype`/`dtype`: a storage hint, which older exports
+  left disagreeing; `hf.save` writes `dtype` alone.
+  """
+  import transformers
+  pairs = dict(transformers.CONFIG_MAPPING[model_type].attribute_map)
+  family = family_for_model_type(model_type)
+  pairs.update(getattr(_MODULES[family.name], "HF_ALIASES", {}))
+  groups: dict[str, set[str]] = {}
+  for alias, canonical in pairs.items():
+    group = groups.get(canonical, {canonical}) | groups.get(alias, set()) | {alias}
+    for key in group:
+      groups[key] = group
+  return sorted({frozenset(g) for g in groups.values()}, key=sorted)
+
+
+def check_aliases(hf: dict[str, Any], where: str) -> None:
+  """One-line error when a config gives one quantity twice with different values."""
+  for group in config_aliases(hf["model_type"]):
+    present = {k: hf[k] for k in sorted(group) if k in hf and hf[k] is not None}
+    if len({repr(v) for v in present.values()}) > 1:
+      raise ValueError(f"{where}: conflicting aliases {present}; these keys name one setting, "
+                       "give it once (or the same value)")
+
+
+def hf_config_object(hf: dict[str, Any], where: str = "HF config"):
+  """transformers' config object for an HF config dict (aliases resolved, defaults filled)."""
+  import transformers
+  if hf.get("model_type") not in _ALIASES:
+    raise ValueError(f"{where}: unsupported model_type {hf.get('model_type')!r}; "
+                     f"supported: {supported_model_types()}")
+  check_aliases(hf, where)
+  fields = {k: v for k, v in hf.items() if k != "model_type"}
+  return transformers.AutoConfig.for_model(hf["model_type"], **fields)
+
+
 def make_config(family: Family, config: Any, **overrides):
   """The family config from a dataclass, a dict of its fields or an HF config."""
-  if hasattr(config, "to_dict") and not isinstance(config, dict):  # a transformers config
-    config = config.to_dict()
   fields = {f.name for f in dataclasses.fields(family.config_cls)}
   if isinstance(config, family.config_cls):
     out = config
   elif isinstance(config, dict) and set(config) <= fields:
     out = family.config_cls(**config)
   elif isinstance(config, dict):
+    out = family.config_cls.from_hf(hf_config_object(config))
+  elif hasattr(config, "to_dict") and hasattr(config, "model_type"):  # a transformers config
     out = family.config_cls.from_hf(config)
   else:
     raise TypeError(f"cannot make a {family.name} config from {type(config).__name__}")

@@ -44,25 +44,24 @@ class T5Config:
   remat: bool = False
 
   @classmethod
-  def from_hf(cls, hf: dict[str, Any]) -> "T5Config":
-    if hf["model_type"] not in MODEL_TYPES:
-      raise ValueError(f"unsupported T5-family model_type {hf['model_type']!r}")
-    ff = hf.get("feed_forward_proj", "relu")
-    gated = ff.startswith("gated-")
-    act = ff.split("-")[-1]
-    act = "gelu_new" if act == "gelu" else act
-    return cls(model_type=hf["model_type"], vocab_size=hf["vocab_size"], d_model=hf["d_model"],
-               d_kv=hf["d_kv"], d_ff=hf["d_ff"], num_layers=hf["num_layers"],
-               num_decoder_layers=hf.get("num_decoder_layers") or hf["num_layers"],
-               num_heads=hf["num_heads"],
-               relative_attention_num_buckets=hf.get("relative_attention_num_buckets", 32),
-               relative_attention_max_distance=hf.get("relative_attention_max_distance", 128),
-               layer_norm_epsilon=hf.get("layer_norm_epsilon", 1e-6), dense_act_fn=act,
-               is_gated_act=gated, tie_word_embeddings=hf.get("tie_word_embeddings", True),
-               pad_token_id=hf.get("pad_token_id", 0), eos_token_id=hf.get("eos_token_id", 1),
-               decoder_start_token_id=hf.get("decoder_start_token_id", 0),
-               dropout_rate=hf.get("dropout_rate", 0.0),
-               initializer_factor=hf.get("initializer_factor", 1.0))
+  def from_hf(cls, hf) -> "T5Config":
+    """From a transformers T5Config/MT5Config (which parses feed_forward_proj itself)."""
+    if hf.model_type not in MODEL_TYPES:
+      raise ValueError(f"unsupported T5-family model_type {hf.model_type!r}")
+    eos = hf.eos_token_id[0] if isinstance(hf.eos_token_id, list) else hf.eos_token_id
+    return cls(model_type=hf.model_type, vocab_size=hf.vocab_size, d_model=hf.d_model,
+               d_kv=hf.d_kv, d_ff=hf.d_ff, num_layers=hf.num_layers,
+               num_decoder_layers=hf.num_decoder_layers or hf.num_layers, num_heads=hf.num_heads,
+               relative_attention_num_buckets=hf.relative_attention_num_buckets,
+               relative_attention_max_distance=hf.relative_attention_max_distance,
+               layer_norm_epsilon=hf.layer_norm_epsilon, dense_act_fn=hf.dense_act_fn,
+               is_gated_act=bool(hf.is_gated_act),
+               tie_word_embeddings=bool(hf.tie_word_embeddings),
+               pad_token_id=0 if hf.pad_token_id is None else hf.pad_token_id,
+               eos_token_id=1 if eos is None else eos,
+               decoder_start_token_id=0 if hf.decoder_start_token_id is None
+               else hf.decoder_start_token_id,
+               dropout_rate=float(hf.dropout_rate), initializer_factor=hf.initializer_factor)
 
   def to_hf(self) -> dict[str, Any]:
     act = "gelu" if self.dense_act_fn == "gelu_new" else self.dense_act_fn

@@ -35,13 +35,13 @@ class XGLMConfig:
   remat: bool = False
 
   @classmethod
-  def from_hf(cls, hf: dict[str, Any]) -> "XGLMConfig":
-    return cls(vocab_size=hf["vocab_size"], hidden_size=hf["d_model"], ffn_dim=hf["ffn_dim"],
-               num_layers=hf["num_layers"], num_heads=hf["attention_heads"],
-               activation_function=hf.get("activation_function", "gelu"),
-               scale_embedding=hf.get("scale_embedding", True),
-               tie_word_embeddings=hf.get("tie_word_embeddings", True),
-               dropout=hf.get("dropout", 0.0), initializer_range=hf.get("init_std", 0.02))
+  def from_hf(cls, hf) -> "XGLMConfig":
+    """From a transformers XGLMConfig (aliases resolved)."""
+    return cls(vocab_size=hf.vocab_size, hidden_size=hf.d_model, ffn_dim=hf.ffn_dim,
+               num_layers=hf.num_layers, num_heads=hf.attention_heads,
+               activation_function=hf.activation_function, scale_embedding=hf.scale_embedding,
+               tie_word_embeddings=bool(hf.tie_word_embeddings), dropout=float(hf.dropout),
+               initializer_range=hf.init_std)
 
   def to_hf(self) -> dict[str, Any]:
     return {"model_type": "xglm", "architectures": ["XGLMForCausalLM"],

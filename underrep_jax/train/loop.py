@@ -17,9 +17,15 @@ Config fields read (ml_collections):
   train.seed: seeds parameter init and the per-step dropout rng.
   train.peak_flops_per_device: optional, for MFU when the device table lacks the device.
   train.async_checkpoints: optional, default True.
+  train.allow_config_change: optional, default False: resume although the saved config
+    differs from this one in fields that change the run (see `checkpointing`).
   optimizer.*: see `optimizer`.
   mesh.shape: (data, fsdp, tensor), -1 = the rest; mesh.rules: logical-axis rules or None.
 (`train.loss_on` is read by the job when it builds the loss; see `losses.token_loss`.)
+
+The config is validated before anything is built (`validation.validate_training`), the
+workdir is locked for the run (`workdir.locked`), and every failure a user can act on is a
+`UserError` with one line of facts.
 """
 
 from collections.abc import Callable, Iterator
@@ -34,19 +40,23 @@ import jax
 import numpy as np
 
 from underrep_jax import parallel
+from underrep_jax import validation
+from underrep_jax.errors import ConfigError
+from underrep_jax.errors import TrainingError
 from underrep_jax.train import checkpointing
 from underrep_jax.train import losses
 from underrep_jax.train import metrics as metrics_lib
 from underrep_jax.train import optimizer as optimizer_lib
 from underrep_jax.train import state as state_lib
 from underrep_jax.train import steps as steps_lib
+from underrep_jax.train import workdir as workdir_lib
 
 auto_mesh = parallel.auto_mesh
 
 BatchFactory = Callable[[int], Iterator[dict[str, np.ndarray]]]
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(TrainingError, FloatingPointError):
   """A train step produced a NaN or Inf metric; the state of that step is never saved."""
 
 
@@ -102,20 +112,45 @@ def _get(section, name, default):
   return default if value is None else value
 
 
-def _check_finite(step: int, values: dict[str, float]) -> None:
+def _check_finite(step: int, values: dict[str, float], saved_step: int | None,
+                  checkpoints) -> None:
   bad = [k for k in ("loss", "grad_norm") if k in values and not np.isfinite(values[k])]
   bad += [k for k, v in values.items() if k not in bad and not np.isfinite(v)]
   if bad:
+    kept = (f"the checkpoint of step {saved_step} in {checkpoints} is kept" if saved_step
+            else "no checkpoint was written yet")
     raise NonFiniteLossError(
-        f"step {step}: non-finite {', '.join(f'{k}={values[k]}' for k in bad)}; stopping "
-        f"without saving this state (the last checkpoint before it is kept)")
+        f"step {step}: non-finite {', '.join(f'{k}={values[k]}' for k in bad)}; stopped "
+        f"without saving this state ({kept}); lower optimizer.learning_rate or check the data")
+
+
+def _check_resume_config(ckpt, config, total_steps: int, allow_change: bool) -> None:
+  """Refuses to resume a workdir whose saved config differs in what changes the run."""
+  saved = ckpt.saved_config()
+  if saved is None:
+    return
+  step, saved_config = saved
+  if total_steps < step:
+    raise ConfigError(f"train.steps={total_steps} is below step {step} of the checkpoint "
+                      f"in {ckpt.directory}; train.steps may only grow on a restart")
+  changes = checkpointing.config_changes(saved_config, config)
+  if not changes:
+    return
+  listed = "; ".join(changes[:8]) + (f"; and {len(changes) - 8} more" if len(changes) > 8
+                                     else "")
+  if not allow_change:
+    raise ConfigError(
+        f"the workdir's checkpoint (step {step}, {ckpt.directory}) was trained with another "
+        f"config: {listed}. Use a new --workdir, or resume anyway with "
+        f"--config.train.allow_config_change=True")
+  logging.warning("Resuming step %d with a changed config (allowed): %s", step, listed)
 
 
 def _initial_state(ckpt, abstract_state, shardings, init_params, tx, seed, load_params):
   """(state, batches consumed, latest checkpoint step or None): resume, load or init."""
-  latest = ckpt.latest_step()
-  if latest is not None:
-    state, consumed = ckpt.restore(latest, abstract_state)
+  resumed = ckpt.restore_latest(abstract_state)
+  if resumed is not None:
+    state, consumed, latest = resumed
     logging.info("Resumed from step %d (%d batches consumed)", latest, consumed)
     return state, consumed, latest
   if load_params is not None:
@@ -132,8 +167,19 @@ def train(config, workdir: str, *, init_params: Callable[[jax.Array], Any],
   `load_params(param_shardings)` optionally supplies starting params (e.g. a pretrained
   model) as arrays in the given shardings (they are donated to the state); it is called
   only on a fresh start, never on resume. `flops_per_token` (training FLOPs per token, see `metrics`) enables the MFU
-  metric. Raises NonFiniteLossError on a NaN/Inf loss or gradient norm.
+  metric. Raises NonFiniteLossError on a NaN/Inf loss or gradient norm, ConfigError on a
+  config that cannot work or does not match the workdir's checkpoints, ResourceError when
+  the workdir is busy or a checkpoint cannot be written.
   """
+  validation.validate_training(config)
+  with workdir_lib.locked(workdir, enabled=jax.process_index() == 0):
+    return _train(config, workdir, init_params=init_params, loss_fn=loss_fn,
+                  make_batches=make_batches, flops_per_token=flops_per_token,
+                  load_params=load_params)
+
+
+def _train(config, workdir: str, *, init_params, loss_fn, make_batches, flops_per_token,
+           load_params) -> TrainResult:
   tcfg, ocfg = _section(config, "train"), _section(config, "optimizer")
   mcfg = _section(config, "mesh")
   total_steps = int(tcfg["steps"])
@@ -148,13 +194,19 @@ def train(config, workdir: str, *, init_params: Callable[[jax.Array], Any],
   ckpt = checkpointing.Checkpointer(
       epath.Path(workdir) / "checkpoints", keep=int(_get(tcfg, "keep_checkpoints", 3)),
       async_save=bool(_get(tcfg, "async_checkpoints", True)))
-  # Params are created outside the mesh context, where models' activation constraints are
-  # no-ops (out_shardings place the result); this also sidesteps init code that reshapes
-  # boxed kernels under a mesh (flax's DenseGeneral with several feature axes does).
-  with nn.logical_axis_rules(rules):
-    abstract_state, shardings = state_lib.state_shardings(init_params, tx, mesh, rules)
-    state, consumed, saved_step = _initial_state(ckpt, abstract_state, shardings, init_params,
-                                                 tx, seed, load_params)
+  try:
+    _check_resume_config(ckpt, config, total_steps,
+                         bool(_get(tcfg, "allow_config_change", False)))
+    # Params are created outside the mesh context, where models' activation constraints
+    # are no-ops (out_shardings place the result); this also sidesteps init code that
+    # reshapes boxed kernels under a mesh (flax's DenseGeneral with several feature axes).
+    with nn.logical_axis_rules(rules):
+      abstract_state, shardings = state_lib.state_shardings(init_params, tx, mesh, rules)
+      state, consumed, saved_step = _initial_state(ckpt, abstract_state, shardings,
+                                                   init_params, tx, seed, load_params)
+  except BaseException:
+    ckpt.close()
+    raise
   step = int(jax.device_get(state.step))
   train_step = steps_lib.make_train_step(
       loss_fn, tx, schedule, shardings, mesh, rules,
@@ -166,6 +218,7 @@ def train(config, workdir: str, *, init_params: Callable[[jax.Array], Any],
   last: dict[str, float] = {}
   preempted = False
 
+  failing = True
   try:
     with PreemptionWatcher() as watcher:
       batches = make_batches(consumed) if step < total_steps else iter(())
@@ -180,12 +233,13 @@ def train(config, workdir: str, *, init_params: Callable[[jax.Array], Any],
           raise ValueError(f"global batch has {rows} rows but train.batch_size is {batch_size} "
                            f"({jax.process_count()} processes)")
         state, step_metrics = train_step(state, batch)
+        ckpt.check()  # a background save that failed (a full disk) stops the run here
         # Fetching the metrics waits for the step: the NaN check must pass before this
         # state can be saved. Input preparation for the next step is not overlapped.
         values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
         step += 1
         consumed += 1
-        _check_finite(step, values)
+        _check_finite(step, values, saved_step, ckpt.directory)
         last = values
         interval.add(values, metrics_lib.count_tokens(batch))
         writer.advance()
@@ -202,9 +256,15 @@ def train(config, workdir: str, *, init_params: Callable[[jax.Array], Any],
           break
     if saved_step != step:
       ckpt.save(step, state, consumed, config)
+    failing = False
   finally:
-    ckpt.wait()  # a run that fails still finishes writing its last good checkpoint
-    ckpt.close()
+    try:
+      ckpt.wait()  # a run that fails still finishes writing its last good checkpoint
+      ckpt.close()
+    except Exception as e:  # pylint: disable=broad-except
+      if not failing:
+        raise
+      logging.warning("Also failed while finishing the checkpoints: %s", e)
     writer.close()
   return TrainResult(state=state, step=step, batches_consumed=consumed, preempted=preempted,
                      last_metrics=last)

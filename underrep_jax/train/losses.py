@@ -27,19 +27,24 @@ LossFn = Callable[[Any, Batch, jax.Array], tuple[jax.Array, jax.Array, dict[str,
 LOSS_ON = ("targets", "all")
 
 
-def decoder_only_adapter(module, **apply_kwargs) -> Adapter:
-  """Logits of a decoder-only LM from DecoderFeatureConverter/PrefixLM batches.
+def decoder_only_adapter(module, prefix_lm: bool = False, **apply_kwargs) -> Adapter:
+  """Logits of a decoder-only LM from DecoderFeatureConverter batches.
 
-  Packing features (`decoder_segment_ids`, `decoder_positions`) and the prefix-LM mask
-  (`decoder_causal_attention`, passed as `causal_attention`) are forwarded when present.
+  Packing features (`decoder_segment_ids`, `decoder_positions`) are forwarded when
+  present. The attention is causal by default, the mask BLOOM, Llama and XGLM are
+  pretrained, scored, sampled and exported with: SeqIO's prefix-LM batches carry
+  `decoder_causal_attention` (the prompt attends to itself bidirectionally), and with
+  `loss_on="all"` that would let a prompt position see the token it must predict. Only
+  `prefix_lm=True` (a model pretrained as a prefix LM) forwards it as `causal_attention`.
   `apply_kwargs` (e.g. deterministic=False) go to every call; the rng is the dropout rng.
   """
+  features = [("decoder_segment_ids", "segment_ids"), ("decoder_positions", "positions")]
+  if prefix_lm:
+    features.append(("decoder_causal_attention", "causal_attention"))
 
   def adapter(params, batch, rng):
     kwargs = dict(apply_kwargs)
-    for feature, arg in (("decoder_segment_ids", "segment_ids"),
-                         ("decoder_positions", "positions"),
-                         ("decoder_causal_attention", "causal_attention")):
+    for feature, arg in features:
       if feature in batch:
         kwargs[arg] = batch[feature]
     return module.apply({"params": params}, batch["decoder_input_tokens"],

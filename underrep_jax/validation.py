@@ -1,0 +1,92 @@
+"""Checks a job's config before any work starts (no model loaded, no data read).
+
+Each rule raises `errors.ConfigError` naming the field, the value and what would work, so a
+bad override costs a second instead of a TensorFlow error after a minute of set-up. The
+launcher calls `validate` before `job.run`; `train.loop` calls `validate_training` too, for
+library users.
+"""
+
+import math
+
+from underrep_jax.errors import ConfigError
+
+
+def _section(config, name):
+  return config[name] if name in config else None
+
+
+def data_parallel_size(mesh_shape, num_devices: int, rules=None) -> int:
+  """Devices the global batch is split over: the mesh axes the "batch" rule names."""
+  from underrep_jax import parallel  # jax: imported only when a config has a mesh
+  shape = parallel.resolve_mesh_shape(mesh_shape, num_devices)
+  axes = dict(parallel.normalize_rules(rules)).get("batch")
+  axes = (axes,) if isinstance(axes, str) else tuple(axes or ())
+  return math.prod(shape[parallel.MESH_AXES.index(a)] for a in axes)
+
+
+def validate_training(config, num_devices: int | None = None) -> None:
+  """train.steps and train.batch_size positive; mesh fits the devices; batch divides."""
+  train = _section(config, "train")
+  if train is None:
+    return
+  steps, epochs = train.get("steps"), train.get("epochs") or 0
+  if not epochs and (steps is None or int(steps) <= 0):
+    raise ConfigError(f"train.steps={steps}: must be a positive number of optimizer updates")
+  batch = train.get("batch_size")
+  if batch is None or int(batch) <= 0:
+    raise ConfigError(f"train.batch_size={batch}: must be a positive number of rows")
+  batch = int(batch)
+  microbatches = int(train.get("microbatches") or 1)
+  if microbatches <= 0 or batch % microbatches:
+    raise ConfigError(f"train.microbatches={microbatches} must be positive and divide "
+                      f"train.batch_size={batch}")
+  mesh = _section(config, "mesh")
+  if mesh is None:
+    return
+  import jax
+  num_devices = num_devices or jax.device_count()
+  shape = tuple(mesh.get("shape") or (-1, 1, 1))
+  try:
+    dp = data_parallel_size(shape, num_devices, mesh.get("rules"))
+  except ValueError as e:
+    raise ConfigError(f"mesh.shape={shape}: {e}") from None
+  per_update = batch // microbatches
+  if per_update % dp:
+    raise ConfigError(
+        f"train.batch_size={batch}"
+        + (f" / train.microbatches={microbatches} = {per_update}" if microbatches > 1 else "")
+        + f" is not divisible by the data-parallel size {dp} (mesh.shape={shape} on "
+        f"{num_devices} devices); use a multiple of {dp}")
+
+
+def validate_evaluation(config) -> None:
+  """Known tasks, and language filters that leave something to evaluate."""
+  from underrep_jax.jobs import evaluate as evaluate_job
+  split = evaluate_job.split_list
+  job = config.get("job")
+  if job == "evaluate":
+    for field, known in (("tasks", evaluate_job.CLASSIFICATION_TASKS),
+                         ("mt_tasks", evaluate_job.MT_TASKS)):
+      unknown = [t for t in split(config.get(field) or "") if t not in known]
+      if unknown:
+        raise ConfigError(f"config.{field}: unknown task {unknown[0]!r}; known: "
+                          f"{', '.join(known)}")
+    if not split(config.get("tasks") or "") and not split(config.get("mt_tasks") or ""):
+      raise ConfigError("config.tasks and config.mt_tasks are both empty: nothing to evaluate")
+    for task in split(config.get("tasks") or ""):
+      evaluate_job.task_languages(task, config.get("languages") or "")
+    for task in split(config.get("mt_tasks") or ""):
+      evaluate_job.task_languages(task, config.get("mt_languages") or "")
+  elif job == "xicl":
+    task = config.get("query_task")
+    if task not in evaluate_job.CLASSIFICATION_TASKS:
+      raise ConfigError(f"config.query_task={task!r}: unknown task; known: "
+                        f"{', '.join(evaluate_job.CLASSIFICATION_TASKS)}")
+    evaluate_job.task_languages(task, config.get("query_languages") or "")
+
+
+def validate(config, num_devices: int | None = None) -> None:
+  """Every rule that applies to `config`; raises ConfigError on the first broken one."""
+  validate_training(config, num_devices)
+  if config.get("job") in ("evaluate", "xicl"):
+    validate_evaluation(config)

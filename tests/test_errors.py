@@ -140,7 +140,7 @@ def test_an_unknown_evaluation_task(tmp_path):
 def test_a_bad_model_path_is_one_line_and_debug_shows_the_traceback(tmp_path):
   args = ("--config=configs/evaluate.py:tiny", f"--workdir={tmp_path}",
           "--config.model=/nonexistent/model")
-  _one_line(_run(*args), 1, "resource", "/nonexistent/model")
+  _one_line(_run(*args), 1, "model", "/nonexistent/model")
   debug = _run(*args, "--debug")
   assert debug.returncode == 1 and "Traceback" in debug.stderr
 

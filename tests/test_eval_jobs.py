@@ -75,4 +75,5 @@ def test_missing_tokenizer_is_a_clear_error(tmp_path):
   model_testing.save_tiny("bloom", tmp_path / "m")
   result = launcher.run_main("--config=configs/evaluate.py:tiny", f"--workdir={tmp_path / 'w'}",
                              f"--config.model={tmp_path / 'm'}", timeout=300, check=False)
-  assert result.returncode != 0 and "no tokenizer.json" in result.stderr
+  assert result.returncode == 1 and "Traceback" not in result.stderr
+  assert "model error:" in result.stderr and "no tokenizer.json" in result.stderr

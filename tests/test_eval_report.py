@@ -7,6 +7,7 @@ import pytest
 import sacrebleu
 from sklearn import metrics as skm
 
+from underrep_jax import errors
 from underrep_jax.evaluation import compare
 from underrep_jax.evaluation import metrics as metric_lib
 from underrep_jax.evaluation import model_loading
@@ -89,12 +90,12 @@ def test_model_resolution_and_missing_tokenizer(tmp_path):
   from underrep_jax.models import testing as model_testing
   export = tmp_path / "run" / "export"
   model_testing.save_tiny("bloom", export)
-  with pytest.raises(FileNotFoundError, match="no tokenizer.json"):
+  with pytest.raises(errors.ModelError, match="no tokenizer.json"):
     model_loading.resolve(tmp_path / "run")
   (export / "tokenizer.json").write_text("{}")
   assert model_loading.resolve(tmp_path / "run") == export
   assert model_loading.resolve(export) == export
-  with pytest.raises(FileNotFoundError, match="no config.json"):
+  with pytest.raises(errors.ModelError, match="no config.json"):
     model_loading.resolve(tmp_path)
-  with pytest.raises(FileNotFoundError, match="not a directory"):
+  with pytest.raises(errors.ModelError, match="not a directory"):
     model_loading.resolve(tmp_path / "nope")

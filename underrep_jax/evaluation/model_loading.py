@@ -7,6 +7,7 @@ id `org/name` (see `models.hub`: fetched into the HF cache, or read from it offl
 
 import pathlib
 
+from underrep_jax import errors
 from underrep_jax.models import hf
 from underrep_jax.models import hub
 from underrep_jax.models import tokenizer as tokenizer_lib
@@ -15,17 +16,18 @@ from underrep_jax.models import tokenizer as tokenizer_lib
 def resolve(path, revision: str | None = None) -> pathlib.Path:
   """The HF directory for `path`; errors name what is missing."""
   if not str(path):
-    raise ValueError("no model given: set --config.model to an HF directory or a workdir")
+    raise errors.ConfigError("no model given: set --config.model to an HF directory, a "
+                             "training workdir or a Hub id")
   path = hub.resolve(path if isinstance(path, str) else pathlib.Path(path), revision)
   if not path.is_dir():
-    raise FileNotFoundError(f"model path {path} is not a directory")
+    raise errors.ModelError(f"model path {path} is not a directory")
   if not (path / "config.json").is_file() and (path / "export" / "config.json").is_file():
     path = path / "export"
   if not (path / "config.json").is_file():
-    raise FileNotFoundError(f"{path}: no config.json here nor in {path / 'export'}; expected "
+    raise errors.ModelError(f"{path}: no config.json here nor in {path / 'export'}; expected "
                             "a Hugging Face model directory or a training workdir with export/")
   if tokenizer_lib.find(path) is None:
-    raise FileNotFoundError(f"{path}: no {tokenizer_lib.looked_for()}; evaluation needs the "
+    raise errors.ModelError(f"{path}: no {tokenizer_lib.looked_for()}; evaluation needs the "
                             "model's tokenizer next to its weights (save it with the checkpoint)")
   return path
 

@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from underrep_jax import files  # noqa: E402
 from underrep_jax.data import languages  # noqa: E402
 from underrep_jax.evaluation import metrics as metric_lib  # noqa: E402
 
@@ -209,8 +210,8 @@ def write_all(workdir: pathlib.Path, records: list[dict], labels_by_task: dict,
   result.update(translation)
   result["group_means"] = group_means(classification)
   result.update(extra or {})
-  (workdir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-  (workdir / "report.md").write_text(markdown(classification, translation, title))
+  files.atomic_write_text(workdir / "metrics.json", json.dumps(result, indent=2) + "\n")
+  files.atomic_write_text(workdir / "report.md", markdown(classification, translation, title))
   for task, by_language in classification.items():
     refs = {"majority": float(np.mean([m["majority"][HEADLINE] for m in by_language.values()])),
             "random": float(np.mean([m["random"][HEADLINE] for m in by_language.values()]))}

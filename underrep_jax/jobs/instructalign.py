@@ -7,6 +7,7 @@ factory. Everything else (sharding, checkpoints, resume, metrics) is the loop's.
 
 import json
 import pathlib
+import shutil
 
 from absl import logging
 import flax.linen as nn
@@ -153,7 +154,17 @@ def export(config, module, params, vocab, out_dir: pathlib.Path) -> pathlib.Path
   if not config.model.path:  # ids of the SentencePiece vocabulary trained for this run
     model.hf_config.update(bos_token_id=vocab.eos_id, eos_token_id=vocab.eos_id,
                            pad_token_id=vocab.pad_id, unk_token_id=vocab.unk_id)
-  path = hf.save(model, out_dir)
+  # Written beside the final place and renamed into it, so a kill or a full disk never
+  # leaves a half-written export that an evaluation would read as a model.
+  partial = out_dir.with_name(out_dir.name + ".partial")
+  shutil.rmtree(partial, ignore_errors=True)
+  hf.save(model, partial)
   if not config.model.path and isinstance(vocab, seqio.SentencePieceVocabulary):
-    vocabularies.sentencepiece_to_hf(vocab, out_dir)  # (a checkpoint's own files are copied)
-  return path
+    vocabularies.sentencepiece_to_hf(vocab, partial)  # (a checkpoint's own files are copied)
+  previous = out_dir.with_name(out_dir.name + ".previous")
+  shutil.rmtree(previous, ignore_errors=True)
+  if out_dir.exists():
+    out_dir.rename(previous)
+  partial.rename(out_dir)
+  shutil.rmtree(previous, ignore_errors=True)
+  return out_dir

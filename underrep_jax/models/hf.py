@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
+from safetensors import SafetensorError
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
@@ -162,16 +163,39 @@ def read_hf_config(path, config: dict[str, Any] | None = None):
                           f"{' '.join(line.strip() for line in first[:3])}") from None
 
 
+def _unreadable(file: pathlib.Path, error: Exception) -> CheckpointError:
+  first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+  return CheckpointError(f"{file}: not a readable safetensors file ({first}); it is truncated "
+                         "or damaged: download or copy it again")
+
+
+def _read_index(index: pathlib.Path) -> dict[str, str]:
+  try:
+    weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+    if not isinstance(weight_map, dict):
+      raise TypeError("weight_map is not an object")
+  except (ValueError, KeyError, TypeError) as e:
+    raise CheckpointError(f"{index}: not a safetensors index (expected a JSON object with a "
+                          f"'weight_map' of tensor name -> shard file): {e}") from None
+  missing = sorted({f for f in weight_map.values() if not (index.parent / f).is_file()})
+  if missing:
+    raise CheckpointError(f"{index}: names shards that are not in {index.parent}: "
+                          f"{', '.join(missing)}")
+  return weight_map
+
+
 def weight_files(path: pathlib.Path) -> dict[str, pathlib.Path]:
   """HF tensor name -> safetensors file holding it (single file or sharded with an index)."""
   index = path / SAFETENSORS_INDEX
   if index.is_file():
-    weight_map = json.loads(index.read_text())["weight_map"]
-    return {name: path / file for name, file in weight_map.items()}
+    return {name: path / file for name, file in _read_index(index).items()}
   single = path / SAFETENSORS
   if single.is_file():
-    with safe_open(single, framework="numpy") as f:
-      return {name: single for name in f.keys()}
+    try:
+      with safe_open(single, framework="numpy") as f:
+        return {name: single for name in f.keys()}
+    except (SafetensorError, OSError) as e:
+      raise _unreadable(single, e) from None
   pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
   if pickles:
     raise CheckpointError(
@@ -203,8 +227,11 @@ def _find_tensor(family: str, name: str, available) -> str | None:
 def _read_tensor(file: pathlib.Path, name: str) -> np.ndarray:
   # The file is opened per tensor: its memory map is dropped as soon as the tensor is
   # copied out, so mapped pages never add up to a second copy of the checkpoint.
-  with safe_open(file, framework="numpy") as f:
-    return f.get_tensor(name)
+  try:
+    with safe_open(file, framework="numpy") as f:
+      return f.get_tensor(name)
+  except (SafetensorError, OSError) as e:
+    raise _unreadable(file, e) from None
 
 
 # ---------------------------------------------------------------------------------------

@@ -176,6 +176,18 @@ def test_config_changes_ignore_what_does_not_change_the_run():
       "optimizer.learning_rate: 0.003 -> 0.0001"]
 
 
+def test_fields_added_since_the_checkpoint_count_only_when_set():
+  """A workdir saved before a release added a field resumes while the field keeps its
+  neutral default; giving it a value is a change of the run."""
+  saved = checkpointing.config_to_json(toy_models.toy_config())
+  newer = toy_models.toy_config()
+  with newer.unlocked():
+    newer.data_mixture = ""
+  assert checkpointing.config_changes(saved, newer) == []
+  newer.data_mixture = "my_mix"
+  assert checkpointing.config_changes(saved, newer) == ["data_mixture: '<absent>' -> 'my_mix'"]
+
+
 def test_the_nan_stop_says_whether_a_checkpoint_exists():
   with pytest.raises(loop.NonFiniteLossError, match="no checkpoint was written yet"):
     loop._check_finite(1, {"loss": float("nan")}, None, "/w/checkpoints")

@@ -8,6 +8,7 @@ import pytest
 import sentencepiece
 import torch
 
+from underrep_jax import errors
 from underrep_jax.data import corpus_vocab
 from underrep_jax.data import vocabularies
 from underrep_jax.evaluation import generation
@@ -129,7 +130,7 @@ def test_no_tokenizer_is_one_line_naming_the_files(tmp_path):
   with pytest.raises(FileNotFoundError) as error:
     hf.load(tmp_path).tokenizer
   assert str(error.value).startswith(message) and "\n" not in str(error.value)
-  with pytest.raises(FileNotFoundError, match="no tokenizer.json, spiece.model or tokenizer.model"):
+  with pytest.raises(errors.ModelError, match="no tokenizer.json, spiece.model or tokenizer.model"):
     model_loading.resolve(tmp_path)
   with pytest.raises(vocabularies.DataError, match="spiece.model or tokenizer.model"):
     vocabularies.load(tmp_path)

@@ -5,10 +5,13 @@ full disk leaves the old file or the new one, never half of one. Plain Python: u
 the data layer as well as from training.
 """
 
+from collections.abc import Iterable
 import contextlib
+import json
 import os
 import pathlib
 import tempfile
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -60,3 +63,31 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> pathlib.Path:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> pathlib.Path:
   return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> pathlib.Path:
+  """Atomically writes `obj` as indented JSON with a trailing newline (diff-friendly)."""
+  return atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> pathlib.Path:
+  """Atomically writes one JSON object per line; non-ASCII text is kept readable.
+
+  NaN/Inf are refused (`allow_nan=False`): bare NaN is not JSON and breaks other readers.
+  """
+  text = "".join(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n" for row in rows)
+  return atomic_write_text(path, text)
+
+
+def read_jsonl(path: str | os.PathLike) -> list[Any]:
+  """The rows of a JSONL file (blank lines skipped); a bad line is named by its number."""
+  rows = []
+  with open(path, encoding="utf-8") as f:
+    for number, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      try:
+        rows.append(json.loads(line))
+      except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{number}: not a JSON line ({e.msg})") from None
+  return rows

@@ -100,6 +100,52 @@ def batch_sharding(mesh: Mesh, rules: Rules | None = None, ndim: int = 2) -> Nam
   return NamedSharding(mesh, logical_to_pspec(("batch",) + (None,) * (ndim - 1), rules))
 
 
+def batch_mesh_axes(rules: Rules | None = None) -> tuple[str, ...]:
+  """The mesh axes the logical 'batch' axis is split over (e.g. ('data', 'fsdp'))."""
+  axes = logical_to_pspec(("batch",), rules)[0]
+  if axes is None:
+    return ()
+  return (axes,) if isinstance(axes, str) else tuple(axes)
+
+
+def data_shard(mesh, rules: Rules | None = None,
+               process_index: int | None = None) -> tuple[int, int]:
+  """(index, count) of the data shard this process reads, derived from the mesh.
+
+  A device's data slice is its position along the mesh axes that 'batch' maps to; a
+  process reads the rows of the slices its devices hold. Processes holding the same
+  slices (a tensor axis that spans hosts) read the same shard, so `count` is the number
+  of distinct shards, not `process_count` (T5X `get_data_layout` has the same idea).
+  With model axes inside one host this is (process_index, process_count). `mesh` needs
+  only `.devices` (an array of objects with `process_index`) and `.axis_names`.
+  """
+  process_index = jax.process_index() if process_index is None else int(process_index)
+  names = tuple(mesh.axis_names)
+  devices = np.asarray(mesh.devices)
+  batch_axes = batch_mesh_axes(rules)
+  unknown = [a for a in batch_axes if a not in names]
+  if unknown:
+    raise ValueError(f"logical axis 'batch' maps to mesh axes {unknown} that the mesh "
+                     f"{names} does not have")
+  dims = [names.index(a) for a in batch_axes]
+  sizes = [devices.shape[d] for d in dims]
+  slices: dict[int, set[int]] = {}
+  for position, device in np.ndenumerate(devices):
+    flat = int(np.ravel_multi_index([position[d] for d in dims], sizes)) if dims else 0
+    slices.setdefault(int(device.process_index), set()).add(flat)
+  if process_index not in slices:
+    raise ValueError(f"process {process_index} holds no device of the mesh "
+                     f"(processes {sorted(slices)})")
+  shards = sorted({frozenset(s) for s in slices.values()}, key=min)
+  disjoint = sum(len(s) for s in shards) == len(frozenset().union(*shards))
+  if not disjoint or len({len(s) for s in shards}) != 1:
+    raise ValueError(
+        f"mesh {dict(zip(names, devices.shape))} with batch over {batch_axes}: processes "
+        f"hold overlapping or unequal sets of data slices {[sorted(s) for s in shards]}; "
+        f"keep the model axes inside one host or spanning whole data slices")
+  return shards.index(frozenset(slices[process_index])), len(shards)
+
+
 def host_local_to_global(batch, mesh: Mesh, rules: Rules | None = None):
   """Turns each host's slice of the batch into one global array per leaf."""
   def to_global(x):

@@ -90,3 +90,14 @@ def validate(config, num_devices: int | None = None) -> None:
   validate_training(config, num_devices)
   if config.get("job") in ("evaluate", "xicl"):
     validate_evaluation(config)
+  if config.get("job") == "instruct":
+    validate_instruct(config)
+
+
+def validate_instruct(config) -> None:
+  """The general instruction-tuning job needs a mixture to train on."""
+  data = _section(config, "data")
+  if data is None or not str(data.get("mixture") or "").strip():
+    raise ConfigError("config.data.mixture is empty: name a registered SeqIO task or mixture "
+                      "(--config.data.mixture=NAME, with --config.task_modules=MODULE for one "
+                      "of your own)")

@@ -187,7 +187,7 @@ def read_jsonl_pairs(path: str | pathlib.Path) -> list[dict]:
   path = pathlib.Path(path)
   if not path.is_file():
     raise DataError(f"{path}: replay file not found")
-  rows = []
+  rows, line_numbers = [], []
   with path.open("rb") as f:
     for line_number, raw in enumerate(f, start=1):
       try:
@@ -203,16 +203,9 @@ def read_jsonl_pairs(path: str | pathlib.Path) -> list[dict]:
         raise DataError(f"{path}, line {line_number}: not valid JSON ({e.msg})") from None
       if not isinstance(row, dict):
         raise DataError(f"{path}, line {line_number}: expected a JSON object")
-      for field in TEXT_FEATURES:
-        value = row.get(field)
-        if not isinstance(value, str) or not value.strip():
-          raise DataError(f"{path}, line {line_number}, field '{field}': "
-                          "missing or empty string")
-      rows.append({"id": str(row.get("id", line_number)), "inputs": row["inputs"],
-                   "targets": row["targets"]})
-  if not rows:
-    raise DataError(f"{path}: no examples")
-  return rows
+      rows.append(dict(row, id=row.get("id", line_number)))
+      line_numbers.append(line_number)
+  return _checked_pairs(rows, str(path), lambda i: f"line {line_numbers[i]}")
 
 
 def jsonl_source(path: str | pathlib.Path) -> seqio.FunctionDataSource:
@@ -224,14 +217,15 @@ HUB_PREFIX = "hf:"
 HUB_SHUFFLE_BUFFER = 10_000  # a streamed Hub dataset is shuffled through this buffer
 
 
-def _checked_pairs(rows, where: str) -> list[dict]:
-  """`{"id", "inputs", "targets"}` rows from dataset rows; bad rows name source and row."""
+def _checked_pairs(rows, where: str, locate=lambda index: f"row {index}") -> list[dict]:
+  """`{"id", "inputs", "targets"}` rows from dataset rows; a bad row is named by `where`
+  (the file or dataset) and `locate(index)` (its row, or its line in a file)."""
   out = []
   for index, row in enumerate(rows):
     for field in TEXT_FEATURES:
       value = row.get(field)
       if not isinstance(value, str) or not value.strip():
-        raise DataError(f"{where}, row {index}, field '{field}': missing or empty string "
+        raise DataError(f"{where}, {locate(index)}, field '{field}': missing or empty string "
                         "(replay data needs xP3-style 'inputs' and 'targets' text)")
     out.append({"id": str(row.get("id", index)), "inputs": row["inputs"],
                 "targets": row["targets"]})

@@ -30,9 +30,7 @@ GROUP_COLORS = {"pretrained": "tab:gray", "seen": "tab:blue", "unseen": "tab:ora
 
 
 def write_predictions(path: pathlib.Path, records) -> None:
-  with open(path, "w", encoding="utf-8") as f:
-    for record in records:
-      f.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")  # valid JSON
+  files.write_jsonl(path, records)  # refuses NaN: a bare NaN is not JSON
 
 
 def read_predictions(path: pathlib.Path) -> list[dict]:
@@ -210,7 +208,7 @@ def write_all(workdir: pathlib.Path, records: list[dict], labels_by_task: dict,
   result.update(translation)
   result["group_means"] = group_means(classification)
   result.update(extra or {})
-  files.atomic_write_text(workdir / "metrics.json", json.dumps(result, indent=2) + "\n")
+  files.write_json(workdir / "metrics.json", result)
   files.atomic_write_text(workdir / "report.md", markdown(classification, translation, title))
   for task, by_language in classification.items():
     refs = {"majority": float(np.mean([m["majority"][HEADLINE] for m in by_language.values()])),

@@ -6,12 +6,12 @@ translations with `evaluation.generation`, and writes the outputs of
 `evaluation.report` into the workdir.
 """
 
-import json
 import pathlib
 
 from absl import logging
 import numpy as np
 
+from underrep_jax import files
 from underrep_jax.data import prompts as prompt_lib
 from underrep_jax.data import readers
 from underrep_jax.evaluation import generation
@@ -109,27 +109,26 @@ def run_translation(config, model, workdir: pathlib.Path) -> dict:
       num_beams=config.num_beams, greedy=config.num_beams == 1,
       max_prompt_tokens=config.max_prompt_tokens)
   out = {}
-  with open(workdir / "translations.jsonl", "w", encoding="utf-8") as f:
-    for task in tasks:
-      if task not in MT_TASKS:
-        raise ValueError(f"unknown MT task {task!r}; known: {', '.join(MT_TASKS)}")
-      out[task] = {}
-      for lang in task_languages(task, config.mt_languages):
-        if lang == config.mt_pivot:
-          continue
-        for src, tgt in ((config.mt_pivot, lang), (lang, config.mt_pivot)):
-          pairs = head(MT_TASKS[task](src, tgt, config.split), config.mt_max_examples)
-          if not pairs:
-            raise ValueError(f"{task}/{src}-{tgt}: no {config.split} pairs to translate")
-          prompts = [prompt_lib.fill_mt_prompt(p["source"], src, tgt,
-                                               config.mt_prompt_language) for p in pairs]
-          hyps = generator.generate(prompts, desc=f"{task}/{src}-{tgt}")
-          out[task][f"{src}-{tgt}"] = metric_lib.translation_metrics(
-              [p["target"] for p in pairs], hyps)
-          for p, h in zip(pairs, hyps):
-            f.write(json.dumps({"id": p["id"], "task": task, "direction": f"{src}-{tgt}",
-                                "prediction": h, "gold": p["target"]},
-                               ensure_ascii=False) + "\n")
+  rows = []
+  for task in tasks:
+    if task not in MT_TASKS:
+      raise ValueError(f"unknown MT task {task!r}; known: {', '.join(MT_TASKS)}")
+    out[task] = {}
+    for lang in task_languages(task, config.mt_languages):
+      if lang == config.mt_pivot:
+        continue
+      for src, tgt in ((config.mt_pivot, lang), (lang, config.mt_pivot)):
+        pairs = head(MT_TASKS[task](src, tgt, config.split), config.mt_max_examples)
+        if not pairs:
+          raise ValueError(f"{task}/{src}-{tgt}: no {config.split} pairs to translate")
+        prompts = [prompt_lib.fill_mt_prompt(p["source"], src, tgt,
+                                             config.mt_prompt_language) for p in pairs]
+        hyps = generator.generate(prompts, desc=f"{task}/{src}-{tgt}")
+        out[task][f"{src}-{tgt}"] = metric_lib.translation_metrics(
+            [p["target"] for p in pairs], hyps)
+        rows.extend({"id": p["id"], "task": task, "direction": f"{src}-{tgt}",
+                     "prediction": h, "gold": p["target"]} for p, h in zip(pairs, hyps))
+  files.write_jsonl(workdir / "translations.jsonl", rows)
   return out
 
 

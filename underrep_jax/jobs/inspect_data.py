@@ -9,6 +9,7 @@ import numpy as np
 import tqdm
 
 import tasks  # noqa: F401  (registers the tasks and mixtures)
+from underrep_jax import files
 from underrep_jax import show
 from underrep_jax.data import corpus_vocab
 from underrep_jax.data import vocabularies
@@ -77,10 +78,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
         np.asarray([r["inputs_tokens"] for r in rows]),
         np.asarray([r["targets_tokens"] for r in rows]), data.max_length, data.inputs_length,
         data.targets_length, candidates)
-  (workdir / "data_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-  with (workdir / "examples.jsonl").open("w", encoding="utf-8") as f:
-    for row in rows:
-      f.write(json.dumps(row, ensure_ascii=False) + "\n")
+  files.write_json(workdir / "data_summary.json", summary)
+  files.write_jsonl(workdir / "examples.jsonl", rows)
   show.print_examples(rows[:data.show])
   print(json.dumps(summary, indent=2))
   logging.info("Wrote %s and %s", workdir / "data_summary.json", workdir / "examples.jsonl")

@@ -116,13 +116,19 @@ def make_loss_fn(module, logit_scale: float, symmetric: bool, dropout: bool):
   return loss_fn
 
 
-def make_batch_factory(sampler: views_lib.ViewSampler, tokenizer, length: int, pad_id: int):
-  """start -> this host's tokenised batches for steps start, start + 1, ..."""
+def make_batch_factory(sampler: views_lib.ViewSampler, tokenizer, length: int, pad_id: int,
+                       shard: tuple[int, int] | None = None):
+  """start -> this host's tokenised batches for steps start, start + 1, ...
+
+  `shard` is (index, count) of this host's rows (`parallel.data_shard`; default: one
+  shard per process).
+  """
+  index, count = shard or (jax.process_index(), jax.process_count())
 
   def make_batches(start: int):
     step = start
     while True:
-      batch = sampler.batch(step).host_slice(jax.process_index(), jax.process_count())
+      batch = sampler.batch(step).host_slice(index, count)
       anchor_ids, anchor_mask = encoder_lib.tokenize(tokenizer, batch.anchors, length, pad_id)
       positive_ids, positive_mask = encoder_lib.tokenize(tokenizer, batch.positives, length,
                                                          pad_id)
@@ -203,7 +209,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
       config, str(workdir), init_params=init_params,
       loss_fn=make_loss_fn(module, config.loss.logit_scale, config.loss.symmetric,
                            config.encoder.dropout),
-      make_batches=make_batch_factory(sampler, tokenizer, length, pad_id),
+      make_batches=make_batch_factory(sampler, tokenizer, length, pad_id,
+                                      parallel.data_shard(mesh, config.mesh.get("rules"))),
       flops_per_token=flops,
       load_params=hf.params_loader(path, config.encoder.dtype, config.encoder.param_dtype, mesh,
                                    config.mesh.get("rules"), config.encoder.remat))
@@ -220,5 +227,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
                                _host_params(result.state.params), _host_params(base.params),
                                train, test)
   if jax.process_index() == 0:
-    files.atomic_write_text(workdir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    files.write_json(workdir / SUMMARY_FILE, summary)
   logging.info("Done: %s", json.dumps(summary.get("eval", summary), indent=1))

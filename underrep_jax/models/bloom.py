@@ -1,8 +1,10 @@
 """BLOOM / BLOOMZ: ALiBi attention, embedding LayerNorm, GELU MLP, tied embeddings.
 
-The base model of InstructAlign. Parameter layout (per layer `layers_{i}`):
+The base model of InstructAlign, on the shared `decoder` stack. Parameter layout (per
+layer `layers_{i}`):
   attention/qkv/kernel [embed, heads, 3, head_dim]: HF's fused query_key_value, whose rows
-    are ordered (head, q|k|v, head_dim), so import is one transpose and a reshape.
+    are ordered (head, q|k|v, head_dim), so import is one transpose and a reshape
+    (`layers.MultiHeadAttention(fused_qkv=True)`).
 """
 
 import dataclasses
@@ -10,8 +12,8 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
+from underrep_jax.models import decoder
 from underrep_jax.models import layers
 
 Array = jax.Array
@@ -35,6 +37,18 @@ class BloomConfig:
   @property
   def head_dim(self) -> int:
     return self.hidden_size // self.num_heads
+
+  @property
+  def tie_word_embeddings(self) -> bool:
+    return True  # BLOOM's head is always the input embedding (from_hf rejects untied)
+
+  def flops_per_token(self, seq_len: int) -> float:
+    """Training FLOPs per token (MaxText's count; see `decoder.flops_per_token`)."""
+    d = self.hidden_size
+    per_layer = 3 * d * d + d * d + 2 * d * 4 * d  # fused qkv, out; wi, wo (width 4 d)
+    return decoder.flops_per_token(layer_matmul_params=per_layer, num_layers=self.num_layers,
+                                   hidden=d, vocab=self.vocab_size, attention_width=d,
+                                   seq_len=seq_len)
 
   @classmethod
   def from_hf(cls, hf) -> "BloomConfig":
@@ -81,77 +95,50 @@ class BloomConfig:
     return table
 
 
-class BloomAttention(nn.Module):
+class BloomBlock(decoder.DecoderBlock):
+  """LayerNorm, ALiBi attention with a fused qkv, GELU (tanh) MLP of width 4 d."""
   config: BloomConfig
-  decode: bool = False
-  dtype: Any = jnp.float32
-  param_dtype: Any = jnp.float32
 
-  @nn.compact
-  def __call__(self, x, mask, bias, cache_index):
+  @property
+  def dropout_rate(self) -> float:
+    return self.config.hidden_dropout
+
+  def norm(self, name):
+    return _norm(self.config, name, **self.kw)
+
+  def attention(self, h, mask, positions, bias, cache_index):
+    cfg = self.config
+    return layers.MultiHeadAttention(
+        cfg.num_heads, cfg.head_dim, qkv_bias=True, out_bias=True, fused_qkv=True,
+        decode=self.decode, kernel_init=layers.normal_init(cfg.initializer_range),
+        name="attention", **self.kw)(h, mask=mask, bias=bias, cache_index=cache_index)
+
+  def feed_forward(self, h):
     cfg = self.config
     init = layers.normal_init(cfg.initializer_range)
-    qkv = layers.Dense((cfg.num_heads, 3, cfg.head_dim), ("embed", "heads", None, "kv"),
-                       dtype=self.dtype, param_dtype=self.param_dtype, kernel_init=init,
-                       name="qkv")(x)
-    query, key, value = qkv[:, :, :, 0], qkv[:, :, :, 1], qkv[:, :, :, 2]
-    if self.decode:
-      key, value = layers.update_kv_cache(self, key, value, cache_index)
-    out = layers.attention(layers.constrain(query, layers.BLHK), key, value, mask=mask, bias=bias)
-    out = layers.Dense((cfg.hidden_size,), ("heads", "kv", "embed"), in_dims=2, dtype=self.dtype,
-                       param_dtype=self.param_dtype, kernel_init=init, name="out")(out)
-    return layers.constrain(out, layers.BLE)
-
-
-class BloomBlock(nn.Module):
-  config: BloomConfig
-  decode: bool = False
-  deterministic: bool = True
-  dtype: Any = jnp.float32
-  param_dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, x, mask, bias, cache_index):
-    cfg = self.config
-    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-    init = layers.normal_init(cfg.initializer_range)
-    h = layers.Norm(cfg.layer_norm_epsilon, name="attention_norm", **kw)(x)
-    h = BloomAttention(cfg, decode=self.decode, name="attention", **kw)(h, mask, bias, cache_index)
-    x = x + nn.Dropout(cfg.hidden_dropout)(h, deterministic=self.deterministic)
-    h = layers.Norm(cfg.layer_norm_epsilon, name="mlp_norm", **kw)(x)
-    h = layers.Dense((4 * cfg.hidden_size,), ("embed", "mlp"), kernel_init=init, name="wi", **kw)(h)
+    h = layers.Dense((4 * cfg.hidden_size,), ("embed", "mlp"), kernel_init=init, name="wi",
+                     **self.kw)(h)
     h = jax.nn.gelu(layers.constrain(h, layers.BLM), approximate=True)
-    h = layers.Dense((cfg.hidden_size,), ("mlp", "embed"), kernel_init=init, name="wo", **kw)(h)
-    x = x + nn.Dropout(cfg.hidden_dropout)(h, deterministic=self.deterministic)
-    return layers.constrain(x, layers.BLE)
+    return layers.Dense((cfg.hidden_size,), ("mlp", "embed"), kernel_init=init, name="wo",
+                        **self.kw)(h)
 
 
-class Bloom(nn.Module):
+class Bloom(decoder.DecoderLM):
   """BLOOM causal LM: `apply(params, input_ids, ...) -> logits [B, T, V]`."""
   config: BloomConfig
-  dtype: Any = jnp.float32
-  param_dtype: Any = jnp.float32
+  block_cls = BloomBlock
 
-  is_encoder_decoder = False
+  def norm(self, name):
+    return _norm(self.config, name, **self.kw)
 
-  @nn.compact
-  def __call__(self, input_ids: Array, attention_mask: Array | None = None,
-               segment_ids: Array | None = None, positions: Array | None = None,
-               causal_attention: Array | None = None, decode: bool = False,
-               deterministic: bool = True) -> Array:
-    cfg = self.config
-    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-    query_pos, key_pos, mask, cache_index = layers.SelfAttentionLayout(decode=decode, name="layout")(
-        input_ids.shape, attention_mask, segment_ids, positions, causal_attention)
-    del query_pos  # ALiBi is relative: slope * key position, shifted per row by softmax.
-    bias = layers.alibi_bias(cfg.num_heads, key_pos)
-    embed = layers.Embed(cfg.vocab_size, cfg.hidden_size, embedding_init=layers.normal_init(
-        cfg.initializer_range), name="embed", **kw)
-    x = layers.Norm(cfg.layer_norm_epsilon, name="embed_norm", **kw)(embed(input_ids))
-    x = layers.constrain(x, layers.BLE)
-    block = nn.remat(BloomBlock) if cfg.remat else BloomBlock
-    for i in range(cfg.num_layers):
-      x = block(cfg, decode=decode, deterministic=deterministic, name=f"layers_{i}", **kw)(
-          x, mask, bias, cache_index)
-    x = layers.Norm(cfg.layer_norm_epsilon, name="final_norm", **kw)(x)
-    return layers.constrain(embed.attend(x), layers.BLV)
+  def embed_tokens(self, embed, input_ids, positions, deterministic):
+    """Token embeddings through their own LayerNorm (`embed_norm`)."""
+    return self.norm("embed_norm")(embed(input_ids))
+
+  def attention_bias(self, query_positions, key_positions):
+    """ALiBi is relative: slope * key position, shifted per row by the softmax."""
+    return layers.alibi_bias(self.config.num_heads, key_positions)
+
+
+def _norm(cfg: BloomConfig, name: str, **kw) -> nn.Module:
+  return layers.Norm(cfg.layer_norm_epsilon, name=name, **kw)

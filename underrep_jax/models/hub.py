@@ -16,6 +16,8 @@ import os
 import pathlib
 import re
 
+from underrep_jax import errors
+
 # What a model needs: config and weights, tokenizers of every kind, sentence-transformers
 # module folders (`1_Pooling/config.json`, `2_Dense/model.safetensors`; "*" spans "/").
 ALLOW_PATTERNS = ("*.json", "*.safetensors", "*.model", "vocab.txt", "merges.txt",
@@ -24,7 +26,7 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]*[A-Za-z0-9_-]")
 _TRUE = ("1", "on", "yes", "true")
 
 
-class HubError(FileNotFoundError):
+class HubError(errors.ModelError, FileNotFoundError):
   """A Hub id that cannot be resolved (offline and not cached, unknown repository, ...)."""
 
 

@@ -374,11 +374,13 @@ def attention(query: Array, key: Array, value: Array, mask: Array | None = None,
 
 
 class MultiHeadAttention(nn.Module):
-  """Self- or cross-attention with separate q/k/v/out projections.
+  """Self- or cross-attention with q/k/v (separate or fused) and out projections.
 
   Covers Llama (RoPE, grouped KV heads, optional q/k/v biases), XGLM and BERT (biases,
-  no rotary) and T5 (no biases, no scaling, additive position bias). In decode mode the
-  keys and values of self-attention go through the KV cache.
+  no rotary), T5 (no biases, no scaling, additive position bias) and BLOOM (`fused_qkv`:
+  one `qkv` kernel [embed, heads, 3, head_dim], the layout of HF's query_key_value, whose
+  rows are ordered (head, q|k|v, head_dim)). In decode mode the keys and values of
+  self-attention go through the KV cache.
   """
   num_heads: int
   head_dim: int
@@ -388,6 +390,7 @@ class MultiHeadAttention(nn.Module):
   scale: float | None = None          # None: 1/sqrt(head_dim)
   rope_theta: float | None = None     # None: no rotary embedding
   rope_scaling: tuple[tuple[str, Any], ...] | None = None
+  fused_qkv: bool = False             # self-attention only, no grouped KV heads
   decode: bool = False
   dtype: DType = jnp.float32
   param_dtype: DType = jnp.float32
@@ -404,10 +407,18 @@ class MultiHeadAttention(nn.Module):
                    dtype=self.dtype, param_dtype=self.param_dtype,
                    kernel_init=self.kernel_init, name=name)(inputs)
 
-    source = x if kv_input is None else kv_input
-    query = project("query", x, self.num_heads, "heads")
-    key = project("key", source, kv_heads, kv_axis)
-    value = project("value", source, kv_heads, kv_axis)
+    if self.fused_qkv:
+      if kv_input is not None or kv_heads != self.num_heads:
+        raise ValueError("fused_qkv needs self-attention with num_kv_heads == num_heads")
+      qkv = Dense((self.num_heads, 3, self.head_dim), ("embed", "heads", None, "kv"),
+                  use_bias=self.qkv_bias, dtype=self.dtype, param_dtype=self.param_dtype,
+                  kernel_init=self.kernel_init, name="qkv")(x)
+      query, key, value = qkv[:, :, :, 0], qkv[:, :, :, 1], qkv[:, :, :, 2]
+    else:
+      source = x if kv_input is None else kv_input
+      query = project("query", x, self.num_heads, "heads")
+      key = project("key", source, kv_heads, kv_axis)
+      value = project("value", source, kv_heads, kv_axis)
     if self.rope_theta is not None:  # self-attention only: new keys sit at the query positions
       inv_freq = rope_inverse_frequencies(self.head_dim, self.rope_theta,
                                           dict(self.rope_scaling or ()))

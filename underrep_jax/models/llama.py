@@ -10,8 +10,8 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
+from underrep_jax.models import decoder
 from underrep_jax.models import layers
 
 Array = jax.Array
@@ -91,6 +91,16 @@ class LlamaConfig:
       out.update(use_sliding_window=False, sliding_window=None)
     return out
 
+  def flops_per_token(self, seq_len: int) -> float:
+    """Training FLOPs per token (MaxText's count; see `decoder.flops_per_token`)."""
+    d, width = self.hidden_size, self.num_heads * self.head_dim
+    per_layer = (d * (self.num_heads + 2 * self.num_kv_heads) * self.head_dim  # q, k, v
+                 + width * d                                                # out
+                 + 3 * d * self.intermediate_size)                          # gate, up, down
+    return decoder.flops_per_token(layer_matmul_params=per_layer, num_layers=self.num_layers,
+                                   hidden=d, vocab=self.vocab_size, attention_width=width,
+                                   seq_len=seq_len)
+
   def param_table(self) -> list[tuple[str, str, str]]:
     """(HF name, our param path, transform); see hf.py for the transforms."""
     table = [("model.embed_tokens.weight", "embed/embedding", "same"),
@@ -115,66 +125,40 @@ class LlamaConfig:
     return table
 
 
-class LlamaBlock(nn.Module):
+class LlamaBlock(decoder.DecoderBlock):
+  """RMSNorm, RoPE attention with grouped KV heads, SwiGLU MLP."""
   config: LlamaConfig
-  decode: bool = False
-  deterministic: bool = True
-  dtype: Any = jnp.float32
-  param_dtype: Any = jnp.float32
 
-  @nn.compact
-  def __call__(self, x, mask, positions, cache_index):
+  def norm(self, name):
+    return _norm(self.config, name, **self.kw)
+
+  def attention(self, h, mask, positions, bias, cache_index):
     cfg = self.config
-    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-    init = layers.normal_init(cfg.initializer_range)
-    h = layers.Norm(cfg.rms_norm_eps, rms=True, name="attention_norm", **kw)(x)
-    h = layers.MultiHeadAttention(
+    return layers.MultiHeadAttention(
         cfg.num_heads, cfg.head_dim, num_kv_heads=cfg.num_kv_heads, qkv_bias=cfg.qkv_bias,
         out_bias=cfg.out_bias, rope_theta=cfg.rope_theta, rope_scaling=cfg.rope_scaling,
-        decode=self.decode, kernel_init=init, name="attention", **kw)(
-            h, mask=mask, positions=positions, cache_index=cache_index)
-    x = x + nn.Dropout(cfg.dropout)(h, deterministic=self.deterministic)
-    h = layers.Norm(cfg.rms_norm_eps, rms=True, name="mlp_norm", **kw)(x)
-    dense = lambda n, axes, name: layers.Dense((n,), axes, use_bias=cfg.mlp_bias, kernel_init=init,
-                                               name=name, **kw)
+        decode=self.decode, kernel_init=layers.normal_init(cfg.initializer_range),
+        name="attention", **self.kw)(h, mask=mask, positions=positions, cache_index=cache_index)
+
+  def feed_forward(self, h):
+    cfg = self.config
+    dense = lambda n, axes, name: layers.Dense(
+        (n,), axes, use_bias=cfg.mlp_bias, kernel_init=layers.normal_init(cfg.initializer_range),
+        name=name, **self.kw)
     gate = dense(cfg.intermediate_size, ("embed", "mlp"), "gate_proj")(h)
     up = dense(cfg.intermediate_size, ("embed", "mlp"), "up_proj")(h)
     h = layers.constrain(jax.nn.silu(gate) * up, layers.BLM)
-    h = dense(cfg.hidden_size, ("mlp", "embed"), "down_proj")(h)
-    x = x + nn.Dropout(cfg.dropout)(h, deterministic=self.deterministic)
-    return layers.constrain(x, layers.BLE)
+    return dense(cfg.hidden_size, ("mlp", "embed"), "down_proj")(h)
 
 
-class Llama(nn.Module):
+class Llama(decoder.DecoderLM):
   """Llama/Mistral/Qwen2 causal LM: `apply(params, input_ids, ...) -> logits [B, T, V]`."""
   config: LlamaConfig
-  dtype: Any = jnp.float32
-  param_dtype: Any = jnp.float32
+  block_cls = LlamaBlock
 
-  is_encoder_decoder = False
+  def norm(self, name):
+    return _norm(self.config, name, **self.kw)
 
-  @nn.compact
-  def __call__(self, input_ids: Array, attention_mask: Array | None = None,
-               segment_ids: Array | None = None, positions: Array | None = None,
-               causal_attention: Array | None = None, decode: bool = False,
-               deterministic: bool = True) -> Array:
-    cfg = self.config
-    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-    positions, _, mask, cache_index = layers.SelfAttentionLayout(
-        decode=decode, sliding_window=cfg.sliding_window, name="layout")(
-            input_ids.shape, attention_mask, segment_ids, positions, causal_attention)
-    embed = layers.Embed(cfg.vocab_size, cfg.hidden_size, embedding_init=layers.normal_init(
-        cfg.initializer_range), name="embed", **kw)
-    x = layers.constrain(embed(input_ids), layers.BLE)
-    block = nn.remat(LlamaBlock) if cfg.remat else LlamaBlock
-    for i in range(cfg.num_layers):
-      x = block(cfg, decode=decode, deterministic=deterministic, name=f"layers_{i}", **kw)(
-          x, mask, positions, cache_index)
-    x = layers.Norm(cfg.rms_norm_eps, rms=True, name="final_norm", **kw)(x)
-    if cfg.tie_word_embeddings:
-      logits = embed.attend(x)
-    else:
-      logits = layers.Dense((cfg.vocab_size,), ("embed", "vocab"), use_bias=False,
-                            kernel_init=layers.normal_init(cfg.initializer_range),
-                            name="lm_head", **kw)(x)
-    return layers.constrain(logits, layers.BLV)
+
+def _norm(cfg: LlamaConfig, name: str, **kw) -> nn.Module:
+  return layers.Norm(cfg.rms_norm_eps, rms=True, name=name, **kw)

@@ -13,6 +13,8 @@ and add tokens in front, so its raw ids are not the model's ids.
 import json
 import pathlib
 
+from underrep_jax import errors
+
 FAST_FILE = "tokenizer.json"
 SENTENCEPIECE_FILES = ("spiece.model", "tokenizer.model")
 LOOKED_FOR = (FAST_FILE, *SENTENCEPIECE_FILES)
@@ -121,11 +123,15 @@ def find(directory) -> pathlib.Path | None:
   return None
 
 
+class NoTokenizerError(errors.ModelError, FileNotFoundError):
+  """A checkpoint directory without any tokenizer file this module reads."""
+
+
 def load(directory):
   """The tokenizer of a checkpoint directory (fast or SentencePiece); one-line error if none."""
   file = find(directory) if directory is not None else None
   if file is None:
-    raise FileNotFoundError(f"{directory}: no {looked_for()}, so this model has no tokenizer "
+    raise NoTokenizerError(f"{directory}: no {looked_for()}, so this model has no tokenizer "
                             "(save the tokenizer files next to config.json)")
   if file.name == FAST_FILE:
     return FastTokenizer(file)

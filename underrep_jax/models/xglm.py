@@ -10,8 +10,8 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
+from underrep_jax.models import decoder
 from underrep_jax.models import layers
 
 Array = jax.Array
@@ -52,6 +52,14 @@ class XGLMConfig:
             "tie_word_embeddings": self.tie_word_embeddings, "dropout": self.dropout,
             "init_std": self.initializer_range}
 
+  def flops_per_token(self, seq_len: int) -> float:
+    """Training FLOPs per token (MaxText's count; see `decoder.flops_per_token`)."""
+    d = self.hidden_size
+    per_layer = 4 * d * d + 2 * d * self.ffn_dim  # q, k, v, out; fc1, fc2
+    return decoder.flops_per_token(layer_matmul_params=per_layer, num_layers=self.num_layers,
+                                   hidden=d, vocab=self.vocab_size, attention_width=d,
+                                   seq_len=seq_len)
+
   def param_table(self) -> list[tuple[str, str, str]]:
     """(HF name, our param path, transform); see hf.py for the transforms."""
     table = [("model.embed_tokens.weight", "embed/embedding", "same"),
@@ -76,64 +84,45 @@ class XGLMConfig:
     return table
 
 
-class XGLMBlock(nn.Module):
+class XGLMBlock(decoder.DecoderBlock):
+  """LayerNorm, biased multi-head attention, biased MLP with the configured activation."""
   config: XGLMConfig
-  decode: bool = False
-  deterministic: bool = True
-  dtype: Any = jnp.float32
-  param_dtype: Any = jnp.float32
 
-  @nn.compact
-  def __call__(self, x, mask, cache_index):
+  def norm(self, name):
+    return _norm(self.config, name, **self.kw)
+
+  def attention(self, h, mask, positions, bias, cache_index):
     cfg = self.config
-    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    return layers.MultiHeadAttention(
+        cfg.num_heads, cfg.hidden_size // cfg.num_heads, qkv_bias=True, out_bias=True,
+        decode=self.decode, kernel_init=layers.normal_init(cfg.initializer_range),
+        name="attention", **self.kw)(h, mask=mask, cache_index=cache_index)
+
+  def feed_forward(self, h):
+    cfg = self.config
     init = layers.normal_init(cfg.initializer_range)
-    h = layers.Norm(cfg.layer_norm_eps, name="attention_norm", **kw)(x)
-    h = layers.MultiHeadAttention(cfg.num_heads, cfg.hidden_size // cfg.num_heads, qkv_bias=True,
-                                  out_bias=True, decode=self.decode, kernel_init=init,
-                                  name="attention", **kw)(h, mask=mask, cache_index=cache_index)
-    x = x + nn.Dropout(cfg.dropout)(h, deterministic=self.deterministic)
-    h = layers.Norm(cfg.layer_norm_eps, name="mlp_norm", **kw)(x)
-    h = layers.Dense((cfg.ffn_dim,), ("embed", "mlp"), kernel_init=init, name="wi", **kw)(h)
+    h = layers.Dense((cfg.ffn_dim,), ("embed", "mlp"), kernel_init=init, name="wi", **self.kw)(h)
     h = layers.activation(cfg.activation_function)(layers.constrain(h, layers.BLM))
-    h = layers.Dense((cfg.hidden_size,), ("mlp", "embed"), kernel_init=init, name="wo", **kw)(h)
-    x = x + nn.Dropout(cfg.dropout)(h, deterministic=self.deterministic)
-    return layers.constrain(x, layers.BLE)
+    return layers.Dense((cfg.hidden_size,), ("mlp", "embed"), kernel_init=init, name="wo",
+                        **self.kw)(h)
 
 
-class XGLM(nn.Module):
+class XGLM(decoder.DecoderLM):
   """XGLM causal LM: `apply(params, input_ids, ...) -> logits [B, T, V]`."""
   config: XGLMConfig
-  dtype: Any = jnp.float32
-  param_dtype: Any = jnp.float32
+  block_cls = XGLMBlock
 
-  is_encoder_decoder = False
+  def norm(self, name):
+    return _norm(self.config, name, **self.kw)
 
-  @nn.compact
-  def __call__(self, input_ids: Array, attention_mask: Array | None = None,
-               segment_ids: Array | None = None, positions: Array | None = None,
-               causal_attention: Array | None = None, decode: bool = False,
-               deterministic: bool = True) -> Array:
+  def embed_tokens(self, embed, input_ids, positions, deterministic):
+    """sqrt(d)-scaled embeddings plus sinusoids at position + 2, then dropout."""
     cfg = self.config
-    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-    positions, _, mask, cache_index = layers.SelfAttentionLayout(decode=decode, name="layout")(
-        input_ids.shape, attention_mask, segment_ids, positions, causal_attention)
-    embed = layers.Embed(cfg.vocab_size, cfg.hidden_size, embedding_init=layers.normal_init(
-        cfg.initializer_range), name="embed", **kw)
     scale = math.sqrt(cfg.hidden_size) if cfg.scale_embedding else 1.0
     x = embed(input_ids) * scale + layers.sinusoidal_embedding(
         positions + POSITION_OFFSET, cfg.hidden_size).astype(self.dtype)
-    x = nn.Dropout(cfg.dropout)(x, deterministic=deterministic)
-    x = layers.constrain(x, layers.BLE)
-    block = nn.remat(XGLMBlock) if cfg.remat else XGLMBlock
-    for i in range(cfg.num_layers):
-      x = block(cfg, decode=decode, deterministic=deterministic, name=f"layers_{i}", **kw)(
-          x, mask, cache_index)
-    x = layers.Norm(cfg.layer_norm_eps, name="final_norm", **kw)(x)
-    if cfg.tie_word_embeddings:
-      logits = embed.attend(x)
-    else:
-      logits = layers.Dense((cfg.vocab_size,), ("embed", "vocab"), use_bias=False,
-                            kernel_init=layers.normal_init(cfg.initializer_range),
-                            name="lm_head", **kw)(x)
-    return layers.constrain(logits, layers.BLV)
+    return nn.Dropout(cfg.dropout)(x, deterministic=deterministic)
+
+
+def _norm(cfg: XGLMConfig, name: str, **kw) -> nn.Module:
+  return layers.Norm(cfg.layer_norm_eps, name=name, **kw)

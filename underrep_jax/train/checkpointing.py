@@ -66,6 +66,8 @@ def config_changes(saved: dict[str, Any], current) -> list[str]:
   for key in sorted(set(old) | set(new)):
     if any(key == f or key.startswith(f + ".") for f in RESUMABLE_CHANGES):
       continue
+    if key not in old and new[key] in ("", 0, False, None):
+      continue  # a field added since the checkpoint, at its neutral default: same run
     a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
     if isinstance(a, list) or isinstance(b, list):  # tuples come back from JSON as lists
       a, b = (list(a) if isinstance(a, (list, tuple)) else a,

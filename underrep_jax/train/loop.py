@@ -23,12 +23,21 @@ Config fields read (ml_collections):
   mesh.shape: (data, fsdp, tensor), -1 = the rest; mesh.rules: logical-axis rules or None.
 (`train.loss_on` is read by the job when it builds the loss; see `losses.token_loss`.)
 
+Optional `hooks` (`Hook(fn, every_n_steps, at_end)`) run evaluation, export or probes
+during training; the scalars they return are logged beside the training metrics.
+
+Step metrics stay on device and reach the host in one transfer at the steps that need
+them: log steps, checkpoint steps, hook steps and the first step of a (re)start (it
+compiles; the throughput clock starts after it). The NaN/Inf check runs on those fetched
+per-step values, so a bad step is found at the next such step, named exactly, and no
+state at or after it is saved or handed to a hook.
+
 The config is validated before anything is built (`validation.validate_training`), the
 workdir is locked for the run (`workdir.locked`), and every failure a user can act on is a
 `UserError` with one line of facts.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 import dataclasses
 import signal
 from typing import Any
@@ -57,7 +66,7 @@ BatchFactory = Callable[[int], Iterator[dict[str, np.ndarray]]]
 
 
 class NonFiniteLossError(TrainingError, FloatingPointError):
-  """A train step produced a NaN or Inf metric; the state of that step is never saved."""
+  """A train step produced a NaN or Inf metric; no state from that step on is saved."""
 
 
 @dataclasses.dataclass
@@ -67,6 +76,65 @@ class TrainResult:
   batches_consumed: int     # data position, as saved in the checkpoints
   preempted: bool           # True when SIGTERM stopped the run early (after a save)
   last_metrics: dict[str, float]
+
+
+@dataclasses.dataclass
+class HookContext:
+  """What a hook sees: the step just finished and the state after its update.
+
+  `state` is the live sharded state: read it (evaluate, export, probe) but keep no
+  reference, the next step donates its buffers.
+  """
+  step: int
+  total_steps: int
+  state: state_lib.TrainState
+  workdir: str
+  mesh: Any
+  writer: metrics_lib.MetricWriter
+
+
+@dataclasses.dataclass
+class Hook:
+  """`fn(context)` run after every `every_n_steps`-th update (and at the end if `at_end`).
+
+  A dict of scalars it returns is written to metrics.jsonl and TensorBoard as
+  `<name>/<key>` at that step. Cadence is by the global step, so a resumed run neither
+  repeats the calls of steps before its checkpoint nor shifts the later ones.
+  """
+  fn: Callable[[HookContext], dict[str, float] | None]
+  every_n_steps: int = 0  # 0: only at the end
+  at_end: bool = False
+  name: str | None = None
+
+  def __post_init__(self):
+    if self.every_n_steps < 0 or (not self.every_n_steps and not self.at_end):
+      raise ValueError(f"hook {self.label}: every_n_steps={self.every_n_steps} must be > 0, "
+                       f"or at_end=True")
+
+  @property
+  def label(self) -> str:
+    return self.name or getattr(self.fn, "__name__", "hook")
+
+  def due(self, step: int, total_steps: int) -> bool:
+    return bool((self.every_n_steps and step % self.every_n_steps == 0)
+                or (self.at_end and step == total_steps))
+
+
+def _run_hooks(hooks, context: HookContext) -> dict[str, float]:
+  """Calls the hooks due at this step; their scalars, keyed `<hook name>/<key>`."""
+  scalars = {}
+  for hook in hooks:
+    if not hook.due(context.step, context.total_steps):
+      continue
+    out = hook.fn(context)
+    if out is None:
+      continue
+    if not isinstance(out, dict):
+      raise TypeError(f"hook {hook.label} returned {type(out).__name__}; expected a dict of "
+                      f"scalars or None")
+    for key, value in out.items():
+      scalars[f"{hook.label}/{key}"] = float(np.asarray(value))
+  return scalars
 
 
 class PreemptionWatcher:
@@ -113,15 +181,40 @@ def _get(section, name, default):
 
 
 def _check_finite(step: int, values: dict[str, float], saved_step: int | None,
-                  checkpoints) -> None:
+                  checkpoints, found_at: int | None = None) -> None:
+  """Raises on a non-finite metric of `step`, seen when the host fetched at `found_at`."""
   bad = [k for k in ("loss", "grad_norm") if k in values and not np.isfinite(values[k])]
   bad += [k for k, v in values.items() if k not in bad and not np.isfinite(v)]
   if bad:
     kept = (f"the checkpoint of step {saved_step} in {checkpoints} is kept" if saved_step
             else "no checkpoint was written yet")
+    found = f" (found at step {found_at})" if found_at not in (None, step) else ""
     raise NonFiniteLossError(
-        f"step {step}: non-finite {', '.join(f'{k}={values[k]}' for k in bad)}; stopped "
-        f"without saving this state ({kept}); lower optimizer.learning_rate or check the data")
+        f"step {step}: non-finite {', '.join(f'{k}={values[k]}' for k in bad)}{found}; "
+        f"stopped without saving any state from step {step} on ({kept}); lower "
+        f"optimizer.learning_rate or check the data")
+
+
+class _Pending:
+  """Step metrics not yet on the host: device scalars, fetched together in one transfer.
+
+  Keeping each step's values (not a running sum) lets the NaN check name the first bad
+  step although it runs only when the host fetches.
+  """
+
+  def __init__(self):
+    self._steps: list[tuple[int, Any, int]] = []
+
+  def add(self, step: int, metrics, tokens: int) -> None:
+    self._steps.append((step, metrics, tokens))
+
+  def fetch(self) -> list[tuple[int, dict[str, float], int]]:
+    """[(step, host metrics, tokens)] in step order; empties the queue."""
+    fetched = jax.device_get([m for _, m, _ in self._steps])
+    out = [(step, {k: float(v) for k, v in values.items()}, tokens)
+           for (step, _, tokens), values in zip(self._steps, fetched)]
+    self._steps = []
+    return out
 
 
 def _check_resume_config(ckpt, config, total_steps: int, allow_change: bool) -> None:
@@ -161,13 +254,15 @@ def _initial_state(ckpt, abstract_state, shardings, init_params, tx, seed, load_
 def train(config, workdir: str, *, init_params: Callable[[jax.Array], Any],
           loss_fn: losses.LossFn, make_batches: BatchFactory,
           flops_per_token: float | None = None,
-          load_params: Callable[[Any], Any] | None = None) -> TrainResult:
+          load_params: Callable[[Any], Any] | None = None,
+          hooks: Sequence[Hook] = ()) -> TrainResult:
   """Trains to `config.train.steps`, resuming from WORKDIR/checkpoints when present.
 
   `load_params(param_shardings)` optionally supplies starting params (e.g. a pretrained
   model) as arrays in the given shardings (they are donated to the state); it is called
-  only on a fresh start, never on resume. `flops_per_token` (training FLOPs per token, see `metrics`) enables the MFU
-  metric. Raises NonFiniteLossError on a NaN/Inf loss or gradient norm, ConfigError on a
+  only on a fresh start, never on resume. `flops_per_token` (training FLOPs per token, see
+  `metrics`) enables the MFU metric. `hooks` run during training at their cadence (`Hook`).
+  Raises NonFiniteLossError on a NaN/Inf loss or gradient norm, ConfigError on a
   config that cannot work or does not match the workdir's checkpoints, ResourceError when
   the workdir is busy or a checkpoint cannot be written.
   """
@@ -175,11 +270,11 @@ def train(config, workdir: str, *, init_params: Callable[[jax.Array], Any],
   with workdir_lib.locked(workdir, enabled=jax.process_index() == 0):
     return _train(config, workdir, init_params=init_params, loss_fn=loss_fn,
                   make_batches=make_batches, flops_per_token=flops_per_token,
-                  load_params=load_params)
+                  load_params=load_params, hooks=tuple(hooks))
 
 
 def _train(config, workdir: str, *, init_params, loss_fn, make_batches, flops_per_token,
-           load_params) -> TrainResult:
+           load_params, hooks) -> TrainResult:
   tcfg, ocfg = _section(config, "train"), _section(config, "optimizer")
   mcfg = _section(config, "mesh")
   total_steps = int(tcfg["steps"])
@@ -217,6 +312,9 @@ def _train(config, workdir: str, *, init_params, loss_fn, make_batches, flops_pe
   interval = metrics_lib.Interval(flops_per_token, peak)
   last: dict[str, float] = {}
   preempted = False
+  # Step metrics stay on device until a step that needs them on the host (see `_Pending`).
+  pending = _Pending()
+  first_step = step + 1  # compiles: fetched at once, so the throughput clock starts after it
 
   failing = True
   try:
@@ -234,22 +332,32 @@ def _train(config, workdir: str, *, init_params, loss_fn, make_batches, flops_pe
                            f"({jax.process_count()} processes)")
         state, step_metrics = train_step(state, batch)
         ckpt.check()  # a background save that failed (a full disk) stops the run here
-        # Fetching the metrics waits for the step: the NaN check must pass before this
-        # state can be saved. Input preparation for the next step is not overlapped.
-        values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
         step += 1
         consumed += 1
-        _check_finite(step, values, saved_step, ckpt.directory)
-        last = values
-        interval.add(values, metrics_lib.count_tokens(batch))
+        pending.add(step, step_metrics, metrics_lib.count_tokens(batch))
         writer.advance()
-        if step % log_every == 0 or step == total_steps:
-          writer.write(step, interval.summary())
 
         stop = watcher.should_stop()
-        if stop or (checkpoint_every and step % checkpoint_every == 0) or step == total_steps:
+        log_now = step % log_every == 0 or step == total_steps
+        save_now = (stop or (checkpoint_every and step % checkpoint_every == 0)
+                    or step == total_steps)
+        hooks_now = any(h.due(step, total_steps) for h in hooks)
+        # The host needs the metrics to log, and a clean NaN check before this state is
+        # saved or handed to a hook; any other step runs ahead without waiting for it.
+        if log_now or save_now or hooks_now or step == first_step:
+          for done_step, values, tokens in pending.fetch():
+            _check_finite(done_step, values, saved_step, ckpt.directory, found_at=step)
+            last = values
+            interval.add(values, tokens)
+        if save_now:
           ckpt.save(step, state, consumed, config)
           saved_step = step
+        row = interval.summary() if log_now else {}
+        if hooks_now:
+          row.update(_run_hooks(hooks, HookContext(step, total_steps, state, workdir, mesh,
+                                                   writer)))
+        if row:
+          writer.write(step, row)
         if stop:
           preempted = step < total_steps
           writer.message(f"SIGTERM: saved step {step}, stopping")

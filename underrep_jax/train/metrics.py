@@ -1,13 +1,17 @@
 """Training metrics: TensorBoard events, WORKDIR/metrics.jsonl, a tqdm progress bar, MFU.
 
 Only process 0 writes anything. metrics.jsonl holds one JSON object per logged step (at
-least "step" and "loss"); a resumed run appends to it, so after a kill steps between the
-last checkpoint and the kill appear twice: readers keep the last line per step.
+least "step" and "loss", plus the scalars of training hooks as "<hook>/<key>"; a hook step
+that is not a log step has a line of its own with only the hook's scalars). A resumed run
+appends to it, so after a kill steps between the last checkpoint and the kill appear
+twice: readers keep the last line per step.
 
 MFU (model FLOPs utilisation), as in PaLM appendix B:
   mfu = flops_per_token * tokens_per_s / (num_devices * peak_flops_per_device)
 where flops_per_token is the model's training FLOPs per token given by the caller
-(`transformer_flops_per_token`: 6 N + 12 L d T, forward + backward, no remat recompute),
+(`module_flops_per_token`: the family's count where it has one, MaxText's, see
+`models.decoder.flops_per_token`; else `transformer_flops_per_token`, 6 N + 12 L d T;
+forward + backward, no remat recompute),
 tokens_per_s counts every position of the global batch (padding included, as the
 hardware computes it), and peak_flops_per_device comes from the config or from
 `PEAK_FLOPS` by device kind (dense bf16). Without both numbers no MFU is reported.
@@ -56,11 +60,18 @@ def transformer_flops_per_token(num_params: int, num_layers: int, hidden: int,
 
 
 def module_flops_per_token(module, init_params, seq_len: int) -> tuple[int, float]:
-  """(parameter count, training FLOPs per token) of a zoo module, from shapes only."""
+  """(parameter count, training FLOPs per token) of a zoo module, from shapes only.
+
+  The FLOPs are the family's own count (`config.flops_per_token`, MaxText's: the input
+  embedding is a gather, not a matmul) where the family has one (the decoder-only
+  families); otherwise 6 N + 12 L d T over all parameters.
+  """
   from flax import linen as nn
   abstract = jax.eval_shape(init_params, jax.random.PRNGKey(0))
   params_count = int(sum(x.size for x in jax.tree.leaves(nn.unbox(abstract))))
   cfg = module.config
+  if hasattr(cfg, "flops_per_token"):
+    return params_count, float(cfg.flops_per_token(seq_len))
   hidden = getattr(cfg, "hidden_size", None) or cfg.d_model  # T5 names it d_model
   layers = cfg.num_layers + getattr(cfg, "num_decoder_layers", 0)
   return params_count, transformer_flops_per_token(params_count, layers, hidden, seq_len)
@@ -105,12 +116,12 @@ class MetricWriter:
     row = {"step": int(step)}
     row.update({k: float(v) for k, v in scalars.items() if v is not None})
     for name, value in row.items():
-      if name != "step":
-        self._tb.add_scalar(f"train/{name}", value, global_step=step)
+      if name != "step":  # hook scalars arrive as "<hook>/<key>" and keep their own group
+        self._tb.add_scalar(name if "/" in name else f"train/{name}", value, global_step=step)
     self._tb.flush()
     self._append(json.dumps(row))
-    if self._bar is not None:
-      self._bar.set_postfix(loss=f"{row.get('loss', float('nan')):.4f}", refresh=False)
+    if self._bar is not None and "loss" in row:
+      self._bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
 
   def _append(self, line: str) -> None:
     path = os.fspath(self._jsonl)
@@ -159,7 +170,12 @@ class Interval:
     self._start = time.perf_counter()
 
   def add(self, values: dict[str, float], tokens: int) -> None:
-    """Records one finished step (its metrics already fetched, so its time is known)."""
+    """Records one finished step, once its metrics are on the host.
+
+    The loop fetches the first step of a (re)start on its own, so the clock starts when
+    compilation is over; later steps may arrive in groups, and the time of the interval is
+    measured at `summary`, right after the logged step's fetch.
+    """
     for k, v in values.items():
       self._sums[k] = self._sums.get(k, 0.0) + v
     self._count += 1

@@ -1,0 +1,216 @@
+"""Job: instruction tuning on any registered SeqIO task or mixture (configs/instruct.py).
+
+`config.task_modules` are imported first (they register the user's tasks, as T5X's
+MIXTURE_OR_TASK_MODULE), then `config.data.mixture` is looked up, replay mixed in if
+asked, and `train_on_mixture` trains: it binds the vocabulary, builds or loads the model
+and hands the shared training loop a token loss and a batch factory (sharding,
+checkpoints, resume and metrics are the loop's), then exports in the Hugging Face layout.
+InstructAlign (jobs/instructalign.py) is this job plus its choice of mixture.
+"""
+
+import difflib
+import importlib
+import pathlib
+import shutil
+
+from absl import logging
+import flax.linen as nn
+import jax
+import ml_collections
+import seqio
+
+import tasks
+from underrep_jax import errors
+from underrep_jax import files
+from underrep_jax import models
+from underrep_jax import parallel
+from underrep_jax.data import corpus_vocab
+from underrep_jax.data import input_pipeline
+from underrep_jax.data import vocabularies
+from underrep_jax.models import hf
+from underrep_jax.models import hub
+from underrep_jax.train import loop
+from underrep_jax.train import losses
+from underrep_jax.train import metrics as metrics_lib
+
+ENCODER_DECODER_FAMILIES = ("t5",)
+SUMMARY_FILE = "instruct_summary.json"
+
+
+def import_task_modules(spec: str) -> None:
+  """Imports each comma-separated module of `config.task_modules` (they register tasks)."""
+  for name in [m.strip() for m in (spec or "").split(",") if m.strip()]:
+    try:
+      importlib.import_module(name)
+    except Exception as e:  # pylint: disable=broad-except
+      detail = " ".join(str(e).split()) or type(e).__name__
+      raise errors.ConfigError(
+          f"config.task_modules: cannot import {name!r} ({type(e).__name__}: {detail}); "
+          "it must be importable from PYTHONPATH or the current directory") from e
+
+
+def registered_mixture(name: str) -> str:
+  """`name` if SeqIO knows it as a task or mixture; otherwise a ConfigError listing the
+  closest registered names."""
+  known = sorted(set(seqio.MixtureRegistry.names()) | set(seqio.TaskRegistry.names()))
+  if not name:
+    raise errors.ConfigError("config.data.mixture is empty: name a registered SeqIO task "
+                             "or mixture (see `python -m underrep_jax.show --list`)")
+  if name not in known:
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+    hint = (f"; close registered names: {', '.join(close)}" if close
+            else "; `python -m underrep_jax.show --list` lists the registered names")
+    raise errors.ConfigError(f"config.data.mixture={name!r}: no registered SeqIO task or "
+                             f"mixture of that name (import the module that registers it "
+                             f"with --config.task_modules){hint}")
+  return name
+
+
+def with_replay(data: ml_collections.ConfigDict, mixture: str, architecture: str) -> str:
+  """`mixture` with `data.replay` mixed in (if asked); decoder-only models read a file
+  source's inputs and targets as one text joined by a space (xP3's format)."""
+  if not data.replay:
+    return mixture
+  separator = (tasks.replay.DECODER_SEPARATOR if architecture == input_pipeline.DECODER_ONLY
+               else "")
+  return tasks.replay.with_replay(mixture, data.replay, num_examples=data.replay_examples or None,
+                                  rate=data.replay_rate or None, seed=data.seed,
+                                  separator=separator)
+
+
+def resolve_model(config: ml_collections.ConfigDict) -> None:
+  """A Hub id in model.path becomes its cached snapshot, once, for every reader after."""
+  if config.model.path:
+    config.model.path = str(hub.resolve(config.model.path, config.model.get("revision") or None))
+
+
+def architecture_of(config) -> str:
+  """decoder or encoder_decoder, from the checkpoint's model_type or `model.family`."""
+  family = config.model.family
+  if config.model.path:
+    family = models.registry.family_for_model_type(
+        hf.read_config(pathlib.Path(config.model.path))["model_type"]).name
+  return (input_pipeline.ENCODER_DECODER if family in ENCODER_DECODER_FAMILIES
+          else input_pipeline.DECODER_ONLY)
+
+
+def _vocabulary(config, mixture: str, workdir: pathlib.Path):
+  spec = config.data.vocab
+  if spec == "model":
+    if not config.model.path:
+      raise ValueError("config.data.vocab='model' needs config.model.path; from-scratch "
+                       "models use vocab='sentencepiece'")
+    spec = config.model.path
+  return corpus_vocab.resolve(spec, mixture, workdir / "vocab", config.data.vocab_size)
+
+
+def _module(config, vocab):
+  """The Flax module: the checkpoint's architecture, or `family` built from `scratch`."""
+  m = config.model
+  if m.path:
+    return hf.build_module(m.path, dtype=m.dtype, param_dtype=m.param_dtype, remat=m.remat)
+  fields = dict(m.scratch.to_dict(), vocab_size=int(vocab.vocab_size))
+  return models.build(m.family, fields, dtype=m.dtype, param_dtype=m.param_dtype, remat=m.remat)
+
+
+def make_adapter(config, module, architecture: str) -> losses.Adapter:
+  """The logits the loss trains: causal for decoder-only models unless train.prefix_lm."""
+  if architecture == input_pipeline.ENCODER_DECODER:
+    return losses.encoder_decoder_adapter(module)
+  return losses.decoder_only_adapter(module, prefix_lm=config.train.get("prefix_lm", False))
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> None:
+  pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
+  resolve_model(config)
+  import_task_modules(config.get("task_modules", ""))
+  mixture = with_replay(config.data, registered_mixture(config.data.mixture),
+                        architecture_of(config))
+  train_on_mixture(config, workdir, mixture)
+
+
+def train_on_mixture(config: ml_collections.ConfigDict, workdir: str, mixture: str,
+                     summary_file: str = SUMMARY_FILE) -> dict:
+  """Trains `config.model` on the registered `mixture` (model.path already resolved),
+  writes WORKDIR/<summary_file> and, with config.export, WORKDIR/export; returns the
+  summary."""
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  vocab = _vocabulary(config, mixture, workdir)
+  vocabularies.set_active(vocab)
+  module = _module(config, vocab)
+  family = models.registry.family_of(module).name
+  architecture = (input_pipeline.ENCODER_DECODER if family in ENCODER_DECODER_FAMILIES
+                  else input_pipeline.DECODER_ONLY)
+  logging.info("Training on %s (%s, loss on %s, %s attention), vocabulary %r", mixture,
+               family, config.train.loss_on,
+               "prefix-LM" if config.train.get("prefix_lm", False) else "causal", vocab)
+
+  input_config = input_pipeline.InputConfig(
+      mixture=mixture, split=config.data.split, inputs_length=config.data.inputs_length,
+      targets_length=config.data.targets_length, global_batch_size=config.train.batch_size,
+      architecture=architecture, pack=config.data.pack, loss_on=config.train.loss_on,
+      seed=config.data.seed, max_length=config.data.get("max_length", 0),
+      prefix_lm=config.train.get("prefix_lm", False))
+
+  def make_batches(start: int):
+    # The shard follows the mesh (`mesh`, `rules` below): hosts of one model replica
+    # read the same rows.
+    return input_pipeline.batches(input_config, start, *parallel.data_shard(mesh, rules))
+
+  loss_fn = losses.token_loss(make_adapter(config, module, architecture),
+                              loss_on=config.train.loss_on)
+  init_params = models.make_init_fn(module)
+  mesh = parallel.make_mesh(tuple(config.mesh.shape))
+  rules = config.mesh.get("rules")
+
+  load_params = None
+  if config.model.path:
+    load_params = hf.params_loader(config.model.path, config.model.dtype,
+                                   config.model.param_dtype, mesh, rules, config.model.remat)
+
+  length = input_pipeline.sequence_length(input_config)
+  params_count, flops = metrics_lib.module_flops_per_token(module, init_params, length)
+  result = loop.train(config, str(workdir), init_params=init_params, loss_fn=loss_fn,
+                      make_batches=make_batches,
+                      flops_per_token=flops,
+                      load_params=load_params)
+  summary = {"mixture": mixture, "family": family, "parameters": int(params_count),
+             "loss_on": config.train.loss_on,
+             "prefix_lm": bool(config.train.get("prefix_lm", False)),
+             "max_length": input_pipeline.sequence_length(input_config), "step": result.step,
+             "preempted": result.preempted, "last_metrics": result.last_metrics}
+  if config.export and not result.preempted and jax.process_index() == 0:
+    summary["export"] = str(export(config, module, result.state.params, vocab,
+                                   workdir / "export"))
+  files.write_json(workdir / summary_file, summary)
+  logging.info("Done: %s", summary)
+  return summary
+
+
+def export(config, module, params, vocab, out_dir: pathlib.Path) -> pathlib.Path:
+  """Writes the trained model in the Hugging Face layout, tokenizer included."""
+  like = None
+  if config.model.path:  # carry the checkpoint's config.json fields and tokenizer files
+    source = pathlib.Path(config.model.path)
+    like = hf.PretrainedModel(family=models.registry.family_of(module).name,
+                              config=module.config, module=module, params=None,
+                              hf_config=hf.read_config(source), source=source)
+  model = hf.from_params(module, nn.unbox(params), like=like)
+  if not config.model.path:  # ids of the SentencePiece vocabulary trained for this run
+    model.hf_config.update(bos_token_id=vocab.eos_id, eos_token_id=vocab.eos_id,
+                           pad_token_id=vocab.pad_id, unk_token_id=vocab.unk_id)
+  # Written beside the final place and renamed into it, so a kill or a full disk never
+  # leaves a half-written export that an evaluation would read as a model.
+  partial = out_dir.with_name(out_dir.name + ".partial")
+  shutil.rmtree(partial, ignore_errors=True)
+  hf.save(model, partial)
+  if not config.model.path and isinstance(vocab, seqio.SentencePieceVocabulary):
+    vocabularies.sentencepiece_to_hf(vocab, partial)  # (a checkpoint's own files are copied)
+  previous = out_dir.with_name(out_dir.name + ".previous")
+  shutil.rmtree(previous, ignore_errors=True)
+  if out_dir.exists():
+    out_dir.rename(previous)
+  partial.rename(out_dir)
+  shutil.rmtree(previous, ignore_errors=True)
+  return out_dir

@@ -72,7 +72,7 @@ def _tiny_xlmr(path):
 def _save_st(out, transformer_dir, pooling, dense=None, normalize=False, **transformer_kwargs):
   torch.manual_seed(0)
   transformer = st_models.Transformer(str(transformer_dir), **transformer_kwargs)
-  modules = [transformer, st_models.Pooling(transformer.get_word_embedding_dimension(),
+  modules = [transformer, st_models.Pooling(transformer.get_embedding_dimension(),
                                             pooling_mode=pooling)]
   if dense:
     modules.append(st_models.Dense(64, dense, activation_function=torch.nn.Tanh()))

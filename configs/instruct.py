@@ -17,28 +17,12 @@ Writes WORKDIR/checkpoints/<step>/, WORKDIR/metrics.jsonl, WORKDIR/instruct_summ
 and WORKDIR/export/ (Hugging Face layout). Re-running with the same workdir resumes.
 """
 
-import importlib.util
-import pathlib
-import sys
-
 import ml_collections
 
-
-def _common():
-  """configs/common.py, loaded by its path: config files are loaded by path, not as a
-  package, so a plain sibling import would depend on the working directory."""
-  name = "underrep_jax_configs_common"
-  if name not in sys.modules:
-    spec = importlib.util.spec_from_file_location(
-        name, pathlib.Path(__file__).resolve().with_name("common.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules[name] = module
-  return sys.modules[name]
+from underrep_jax import config_sections as common
 
 
 def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:
-  common = _common()
   config = ml_collections.ConfigDict()
   config.job = "instruct"
   config.data_dir = ""  # default: $UNDERREP_DATA_DIR, else download from upstream

@@ -21,22 +21,11 @@ from underrep_jax.data import corpus_vocab
 from underrep_jax.data import vocabularies
 from underrep_jax.train import checkpointing
 from underrep_jax.train import loop
-from underrep_jax.train import losses
 from underrep_jax.train import workdir as workdir_lib
-
-MODEL = toy_models.ToyDecoder(layers=1)
-TOKENS = np.zeros((1, 16), np.int32)
 
 
 def _train(workdir, steps=4, **train_overrides):
-  config = toy_models.toy_config(steps=steps, checkpoint_every=2)
-  config.train.update(train_overrides)
-  return loop.train(
-      config, str(workdir), init_params=toy_models.init_fn(MODEL, TOKENS),
-      loss_fn=losses.token_loss(losses.decoder_only_adapter(MODEL)),
-      make_batches=lambda start: toy_models.decoder_batches(8, start),
-      load_params=lambda shardings: jax.device_put(toy_models.numpy_params(MODEL, TOKENS),
-                                                   shardings))
+  return toy_models.train_small_decoder(workdir, steps, **train_overrides)
 
 
 def _leaves(state):

@@ -2,7 +2,8 @@
 
 Batches come from the real SeqIO feature converters (prefix-LM features, packed or not,
 split lengths or one shared budget); logits and losses come from the adapter and loss the
-InstructAlign job builds, on a tiny random BLOOM saved by transformers and read by hf.load.
+instruction-tuning jobs (InstructAlign included) build, on a tiny random BLOOM saved by
+transformers and read by hf.load.
 """
 
 import jax
@@ -13,7 +14,7 @@ import tensorflow as tf
 import torch
 
 from underrep_jax.data import input_pipeline
-from underrep_jax.jobs import instructalign as job
+from underrep_jax.jobs import instruct as job
 from underrep_jax.models import hf
 from underrep_jax.models import testing
 from underrep_jax.train import losses

@@ -14,22 +14,12 @@ from underrep_jax.train import checkpointing
 from underrep_jax.train import loop
 from underrep_jax.train import losses
 
-MODEL = toy_models.ToyDecoder(layers=1)
-TOKENS = np.zeros((1, 16), np.int32)
+MODEL = toy_models.SMALL_DECODER
 
 
-def _train(workdir, steps=6, make_batches=None, loss_fn=None, **train_overrides):
-  config = toy_models.toy_config(steps=steps, checkpoint_every=2)
-  config.train.keep_checkpoints = 2
-  config.train.update(train_overrides)
-  return loop.train(
-      config, str(workdir), init_params=toy_models.init_fn(MODEL, TOKENS),
-      loss_fn=loss_fn or losses.token_loss(losses.decoder_only_adapter(MODEL)),
-      make_batches=make_batches or (lambda start: toy_models.decoder_batches(8, start)),
-      # Starting params from numpy: no init compilation, and the load_params path.
-      load_params=lambda shardings: jax.device_put(toy_models.numpy_params(MODEL, TOKENS),
-                                                   shardings),
-      flops_per_token=1e6)
+def _train(workdir, steps=6, **kwargs):
+  return toy_models.train_small_decoder(workdir, steps, keep_checkpoints=2,
+                                        flops_per_token=1e6, **kwargs)
 
 
 def _leaves(state):

@@ -261,6 +261,25 @@ def toy_config(steps: int = 12, batch_size: int = 8, checkpoint_every: int = 3,
   return config
 
 
+SMALL_DECODER = ToyDecoder(layers=1)
+SMALL_TOKENS = np.zeros((1, 16), np.int32)
+
+
+def train_small_decoder(workdir, steps: int, *, hooks=(), make_batches=None, loss_fn=None,
+                        flops_per_token=None, **train_overrides):
+  """`loop.train` of the one-layer toy decoder on `decoder_batches(8)`, checkpointing every
+  2 steps; its parameters start from numpy (no init compilation, the load_params path)."""
+  config = toy_config(steps=steps, checkpoint_every=2)
+  config.train.update(train_overrides)
+  model, tokens = SMALL_DECODER, SMALL_TOKENS
+  return loop.train(
+      config, str(workdir), init_params=init_fn(model, tokens),
+      loss_fn=loss_fn or losses.token_loss(losses.decoder_only_adapter(model)),
+      make_batches=make_batches or (lambda start: decoder_batches(8, start)),
+      load_params=lambda shardings: jax.device_put(numpy_params(model, tokens), shardings),
+      flops_per_token=flops_per_token, hooks=hooks)
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__)
   parser.add_argument("--workdir", required=True)

@@ -13,11 +13,6 @@ import tasks
 from underrep_jax.data import input_pipeline
 from underrep_jax.jobs import instruct
 
-# The general job's pieces, under the names InstructAlign's users and tests know.
-ENCODER_DECODER_FAMILIES = instruct.ENCODER_DECODER_FAMILIES
-architecture_of = instruct.architecture_of
-make_adapter = instruct.make_adapter
-export = instruct.export
 SUMMARY_FILE = "instructalign_summary.json"
 
 
@@ -43,5 +38,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
   instruct.resolve_model(config)
   instruct.import_task_modules(config.get("task_modules", ""))
-  mixture = mixture_name(config.data, architecture_of(config))
+  mixture = mixture_name(config.data, instruct.architecture_of(config))
   instruct.train_on_mixture(config, workdir, mixture, summary_file=SUMMARY_FILE)

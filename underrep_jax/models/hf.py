@@ -335,7 +335,13 @@ def build_module(path, dtype="float32", param_dtype=None, remat: bool | None = N
   Training jobs use it to set up sharded state before (or instead of, on resume) loading.
   """
   path = hub.resolve(path)
-  hf_config = read_config(path)
+  return _module(path, read_config(path), dtype, param_dtype, remat)
+
+
+def _module(path: pathlib.Path, hf_config: dict[str, Any], dtype, param_dtype, remat,
+            files: dict[str, pathlib.Path] | None = None) -> nn.Module:
+  """The module of a resolved directory whose config.json is already read (`files`: its
+  weight map, when the caller has it; read here only for families that need it)."""
   family = registry.family_for_model_type(hf_config["model_type"])
   try:
     module = registry.build(family.name, read_hf_config(path, hf_config), dtype=dtype,
@@ -345,7 +351,8 @@ def build_module(path, dtype="float32", param_dtype=None, remat: bool | None = N
   except ValueError as e:  # a setting the family does not support
     raise CheckpointError(f"{path / 'config.json'}: {e}") from None
   if hasattr(module.config, "match_checkpoint"):
-    module = module.clone(config=module.config.match_checkpoint(weight_files(path)))
+    module = module.clone(config=module.config.match_checkpoint(
+        weight_files(path) if files is None else files))
   return module
 
 
@@ -361,8 +368,8 @@ def load(path, dtype="float32", param_dtype=None, mesh: Mesh | None = None, rule
   mesh = None if mesh is None else initialize.auto_mesh(mesh)
   hf_config = read_config(path)
   family = registry.family_for_model_type(hf_config["model_type"])
-  module = build_module(path, dtype, param_dtype, remat)
   files = weight_files(path)
+  module = _module(path, hf_config, dtype, param_dtype, remat, files)
   abstract, shardings = initialize.param_shardings(module, mesh, rules)
   abstract = nn.unbox(abstract)
   table = module.config.param_table()

@@ -1,9 +1,8 @@
 """Config sections shared by the instruction-tuning jobs (configs/instruct.py and
 configs/instructalign.py): one place for the model, data, train, optimizer and mesh
-defaults and for the presets, so the two jobs cannot drift apart.
-
-Config files are loaded by path, not imported from a package, so each loads this file by
-its path beside itself (`_common()` there), which works from any working directory.
+defaults and for the presets, so the two jobs cannot drift apart. It lives in the package
+(not beside the config files) because config files are loaded by path: an import of the
+installed package works from any working directory.
 """
 
 import ml_collections

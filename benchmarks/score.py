@@ -63,7 +63,7 @@ def main() -> None:
     prompt_tokens = model_loading.encode(ours, [prompt.fill(r["text"], "sun") for r in rows])
     label_tokens = model_loading.encode(ours, [prompt.answer(l) for l in prompt.verbalizer])
     scorer = scoring.Scorer(ours, batch_size=args.batch_size)
-    pad = model_loading.pad_id(ours)
+    pad = ours.ids.pad
     # Warm-up: compile every prompt-length bucket for JAX, one batch for torch.
     for start in range(0, len(prompt_tokens), args.batch_size):
       scorer.score_ids(prompt_tokens[start:start + args.batch_size], label_tokens, ("sum",))

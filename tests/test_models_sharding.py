@@ -38,7 +38,7 @@ def _get(tree, path):
 @pytest.mark.parametrize("shape", MESHES, ids=str)
 def test_param_shardings_follow_the_rules(shape):
   mesh = parallel.make_mesh(shape)
-  _, shardings = models.param_shardings(models.build("llama", LLAMA), mesh, parallel.DEFAULT_RULES)
+  _, shardings = models.param_shardings(models.build("llama", LLAMA), parallel.Topology.of(mesh))
   for path, spec in EXPECTED_SPECS.items():
     assert _get(shardings, path).spec == spec, path
     assert _get(shardings, path).mesh.shape == mesh.shape
@@ -47,7 +47,7 @@ def test_param_shardings_follow_the_rules(shape):
 def test_init_params_creates_sharded_arrays_equal_to_single_device():
   mesh = parallel.make_mesh((2, 2, 2))
   module = models.build("llama", LLAMA)
-  params = models.init_params(module, mesh, parallel.DEFAULT_RULES, jax.random.PRNGKey(0))
+  params = models.init_params(module, parallel.Topology.of(mesh), jax.random.PRNGKey(0))
   single = models.init_params(module, rng=jax.random.PRNGKey(0))
   for path, spec in EXPECTED_SPECS.items():
     assert _get(params, path).sharding.spec == spec, path
@@ -69,7 +69,7 @@ def checkpoints(tmp_path_factory):
 def test_sharded_load_matches_single_device(checkpoints, name, shape):
   mesh = parallel.make_mesh(shape)
   single = hf.load(checkpoints[name])
-  sharded = hf.load(checkpoints[name], mesh=mesh, rules=parallel.DEFAULT_RULES)
+  sharded = hf.load(checkpoints[name], topology=parallel.Topology.of(mesh))
   leaf = {"bloom": "layers_0/wi/kernel", "llama": "layers_0/up_proj/kernel",
           "mt5": "encoder/layers_0/wi_0/kernel", "bert": "layers_1/wi/kernel"}[name]
   assert _get(sharded.params, leaf).sharding.spec == P("fsdp", "tensor")

@@ -7,6 +7,8 @@ The same code then runs on one CPU, 8 simulated devices, several hosts or a TPU 
 """
 
 from collections.abc import Sequence
+import contextlib
+import dataclasses
 import math
 import os
 
@@ -144,6 +146,69 @@ def data_shard(mesh, rules: Rules | None = None,
         f"hold overlapping or unequal sets of data slices {[sorted(s) for s in shards]}; "
         f"keep the model axes inside one host or spanning whole data slices")
   return shards.index(frozenset(slices[process_index])), len(shards)
+
+
+@dataclasses.dataclass(frozen=True)
+class Topology:
+  """The device mesh and the logical-axis rules of one job, built once and handed on.
+
+  Loading places parameters by it, the train step and the evaluation drivers are traced
+  under it, and each host's data shard is read off it (`data_shard`), so the three can
+  never disagree about where an array lives.
+  """
+  mesh: Mesh
+  rules: tuple[tuple[str, str | tuple[str, ...] | None], ...] = DEFAULT_RULES
+
+  @classmethod
+  def create(cls, shape: Sequence[int] = (-1, 1, 1), rules: Rules | None = None,
+             devices: Sequence[jax.Device] | None = None) -> "Topology":
+    return cls(auto_mesh(make_mesh(shape, devices=devices)), normalize_rules(rules))
+
+  @classmethod
+  def from_config(cls, mesh_config, devices: Sequence[jax.Device] | None = None) -> "Topology":
+    """From a config's `mesh` section: `shape` (data, fsdp, tensor; -1 = the rest), `rules`."""
+    return cls.create(tuple(mesh_config.shape), mesh_config.rules, devices)
+
+  @classmethod
+  def of(cls, mesh: Mesh, rules: Rules | None = None) -> "Topology":
+    """A topology around a mesh made elsewhere (its axes made Auto)."""
+    return cls(auto_mesh(mesh), normalize_rules(rules))
+
+  @property
+  def num_devices(self) -> int:
+    return int(self.mesh.devices.size)
+
+  @property
+  def data_parallel_size(self) -> int:
+    """How many ways the batch is split (the product of the mesh axes 'batch' maps to)."""
+    return math.prod(self.mesh.shape[a] for a in batch_mesh_axes(self.rules))
+
+  def data_shard(self, process_index: int | None = None) -> tuple[int, int]:
+    """(index, count) of this host's data shard (`data_shard` below)."""
+    return data_shard(self.mesh, self.rules, process_index)
+
+  def sharding(self, logical_axes: Sequence[str | None]) -> NamedSharding:
+    return NamedSharding(self.mesh, logical_to_pspec(logical_axes, self.rules))
+
+  def batch_sharding(self, ndim: int = 2) -> NamedSharding:
+    return batch_sharding(self.mesh, self.rules, ndim)
+
+  def replicated(self) -> NamedSharding:
+    return NamedSharding(self.mesh, PartitionSpec())
+
+  def shardings_of(self, logical_specs):
+    """A tree of logical PartitionSpecs (e.g. `nn.get_partition_spec(boxed)`) as shardings."""
+    return logical_to_sharding(logical_specs, self.mesh, self.rules)
+
+  def to_global(self, host_batch):
+    """Each host's rows of a batch as one global array per leaf."""
+    return host_local_to_global(host_batch, self.mesh, self.rules)
+
+  @contextlib.contextmanager
+  def context(self):
+    """The mesh and rules in context, as models' activation constraints need when traced."""
+    with jax.set_mesh(self.mesh), nn.logical_axis_rules(self.rules):
+      yield self
 
 
 def host_local_to_global(batch, mesh: Mesh, rules: Rules | None = None):

@@ -135,15 +135,14 @@ class Generator:
     self.batch_size = batch_size
     self.max_prompt_tokens = max_prompt_tokens
     self.length_multiple = length_multiple
-    self.pad = model_loading.pad_id(model)
-    eos = model_loading.eos_id(model)
-    self.eos = -1 if eos is None else eos  # -1: never stops early
+    self.pad = model.ids.pad
+    self.eos = -1 if model.ids.eos is None else model.ids.eos  # -1: never stops early
     if model.kind == "decoder":
       fns = decoder_fns(model.module, max_new_tokens)
     else:
-      start = model.hf_config.get("decoder_start_token_id")
+      start = model.ids.decoder_start
       fns = encoder_decoder_fns(model.module, max_new_tokens,
-                                self.pad if start is None else int(start))
+                                self.pad if start is None else start)
     common = dict(max_new_tokens=max_new_tokens, eos_id=self.eos, pad_id=self.pad)
     if greedy:
       fn = functools.partial(_greedy, fns, **common)
@@ -163,7 +162,7 @@ class Generator:
                        int(math.ceil(longest / self.length_multiple)) * self.length_multiple),
                    self.max_prompt_tokens)
       ids, mask = _left_pad(rows, length, self.pad, self.batch_size)
-      tokens = np.asarray(self.model._run(self._fn, ids, mask))[:len(rows)]
+      tokens = np.asarray(self.model.call(self._fn, ids, mask))[:len(rows)]
       for row in tokens.tolist():
         if self.eos in row:
           row = row[:row.index(self.eos)]

@@ -37,19 +37,6 @@ def load(path, dtype: str = "float32", revision: str | None = None) -> hf.Pretra
   return hf.load(resolve(path, revision), dtype=dtype)
 
 
-def pad_id(model: hf.PretrainedModel) -> int:
-  """The pad id for batches (its value is masked out; 0 when the config names none)."""
-  value = model.hf_config.get("pad_token_id")
-  return int(value) if value is not None else 0
-
-
-def eos_id(model: hf.PretrainedModel) -> int | None:
-  value = model.hf_config.get("eos_token_id")
-  if isinstance(value, list):
-    value = value[0] if value else None
-  return int(value) if value is not None else None
-
-
 def encode(model: hf.PretrainedModel, texts) -> list[list[int]]:
   """Token ids without special tokens (prompt and answer are joined by us)."""
   return model.tokenizer.encode_ids(texts)

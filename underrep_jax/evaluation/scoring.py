@@ -125,13 +125,12 @@ class Scorer:
     self.batch_size = batch_size
     self.max_prompt_tokens = max_prompt_tokens
     self.length_multiple = length_multiple
-    self.pad = model_loading.pad_id(model)
+    self.pad = model.ids.pad
     if model.kind == "decoder":
       self._fn = jax.jit(functools.partial(_decoder_scores, model.module),
                          static_argnames=("with_prompt",))
     elif model.kind == "encoder_decoder":
-      start = model.hf_config.get("decoder_start_token_id")
-      start = self.pad if start is None else int(start)
+      start = self.pad if model.ids.decoder_start is None else model.ids.decoder_start
       self._fn = jax.jit(lambda p, a, b, c, d, with_prompt: _encoder_decoder_scores(
           model.module, p, a, b, c, d, start), static_argnames=("with_prompt",))
     else:
@@ -165,7 +164,7 @@ class Scorer:
       length = min(_bucket(max(len(r) for r in rows), self.length_multiple),
                    self.max_prompt_tokens)
       ids, mask = _left_pad(rows, length, self.pad, self.batch_size)
-      out = self.model._run(lambda p, *a: self._fn(p, *a, with_prompt=with_prompt),
+      out = self.model.call(lambda p, *a: self._fn(p, *a, with_prompt=with_prompt),
                             ids, mask, label_ids, label_mask)
       label_sum, prompt_sum, prompt_count = (np.asarray(x, np.float64) for x in out)
       sums.append(label_sum[:len(rows)])

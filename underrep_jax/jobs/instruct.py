@@ -167,7 +167,7 @@ def train_on_mixture(config: ml_collections.ConfigDict, workdir: str, mixture: s
   load_params = None
   if config.model.path:
     load_params = hf.params_loader(config.model.path, config.model.dtype,
-                                   config.model.param_dtype, mesh, rules, config.model.remat)
+                                   config.model.param_dtype, config.model.remat)
 
   length = input_pipeline.sequence_length(input_config)
   params_count, flops = metrics_lib.module_flops_per_token(module, init_params, length)

@@ -212,8 +212,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
       make_batches=make_batch_factory(sampler, tokenizer, length, pad_id,
                                       parallel.data_shard(mesh, config.mesh.get("rules"))),
       flops_per_token=flops,
-      load_params=hf.params_loader(path, config.encoder.dtype, config.encoder.param_dtype, mesh,
-                                   config.mesh.get("rules"), config.encoder.remat))
+      load_params=hf.params_loader(path, config.encoder.dtype, config.encoder.param_dtype,
+                                   config.encoder.remat))
   summary = {"source": config.data.source, "encoder": path,
              "identities": len({qa.identity for qa in train}),
              "trained_identities": len(sampler.identities), "train_qas": len(train),

@@ -27,7 +27,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh
 from safetensors import SafetensorError
 from safetensors import safe_open
 from safetensors.numpy import save_file
@@ -249,6 +248,11 @@ def minilm_path() -> pathlib.Path:
   return pathlib.Path(spec.origin).resolve().parent / "model"
 
 
+def _no_tokenizer(path) -> bool:
+  from underrep_jax.models import tokenizer
+  return tokenizer.find(path) is None
+
+
 def load_tokenizer(path):
   """The checkpoint's tokenizer (tokenizer.json, else spiece.model / tokenizer.model),
   without reading any weights; see `models.tokenizer` for the interface."""
@@ -256,12 +260,47 @@ def load_tokenizer(path):
   return tokenizer.load(None if path is None else hub.resolve(path))
 
 
+@dataclasses.dataclass(frozen=True)
+class SpecialIds:
+  """The token ids batching and decoding need, read in one place (`PretrainedModel.ids`).
+
+  `pad` fills batches (its positions are masked, so 0 stands in when none is named);
+  `eos` stops generation; `decoder_start` starts an encoder-decoder's decoder.
+  """
+  pad: int
+  eos: int | None
+  bos: int | None
+  decoder_start: int | None
+
+
+def _first_id(value) -> int | None:
+  if isinstance(value, (list, tuple)):
+    value = value[0] if value else None
+  return None if value is None else int(value)
+
+
+def special_ids(hf_config: dict[str, Any], tokenizer=None) -> SpecialIds:
+  """config.json's ids first (what the model was trained and exported with), then the
+  tokenizer's declared tokens (tokenizer_config.json / special_tokens_map.json)."""
+  declared = getattr(tokenizer, "special_ids", None) or {}
+
+  def pick(key):
+    value = _first_id(hf_config.get(f"{key}_token_id"))
+    return value if value is not None else _first_id(declared.get(key))
+
+  pad = pick("pad")
+  return SpecialIds(pad=0 if pad is None else pad, eos=pick("eos"), bos=pick("bos"),
+                    decoder_start=_first_id(hf_config.get("decoder_start_token_id")))
+
+
 @dataclasses.dataclass
 class PretrainedModel:
-  """A family module with its parameters, config and (lazily) tokenizer.
+  """The model runtime: a family module, its parameters, config, tokenizer and ids.
 
   `module` is the Flax module; `params` the (possibly sharded) parameter tree;
-  `config` the family config; `hf_config` the HF config.json it came from (or would go to).
+  `config` the family config; `hf_config` the HF config.json it came from (or would go
+  to); `topology` the mesh and rules its params live on (None: one device). Every job
+  and tool reaches a model through this object (see `models/runtime.py`).
   """
   family: str
   config: Any
@@ -269,8 +308,7 @@ class PretrainedModel:
   params: Any
   hf_config: dict[str, Any]
   source: pathlib.Path | None = None
-  mesh: Mesh | None = None
-  rules: Any = None
+  topology: parallel.Topology | None = None
 
   @functools.cached_property
   def kind(self) -> str:
@@ -281,12 +319,22 @@ class PretrainedModel:
     """The tokenizer next to the weights (fast or SentencePiece; `models.tokenizer`)."""
     return load_tokenizer(self.source)
 
-  def _run(self, fn, *args):
-    """Calls `fn(params, *args)` jitted, with the mesh and rules (if any) in context."""
+  @property
+  def ids(self) -> SpecialIds:
+    """pad / eos / bos / decoder-start ids (`special_ids`), read from `hf_config` at each
+    access; the tokenizer is read only when config.json names no pad or eos id."""
+    named = ("pad_token_id", "eos_token_id")
+    tokenizer = (None if all(self.hf_config.get(k) is not None for k in named)
+                 or self.source is None or _no_tokenizer(self.source) else self.tokenizer)
+    return special_ids(self.hf_config, tokenizer)
+
+  def call(self, fn, *args):
+    """`fn(params, *args)` (a jitted function) with the topology in context, so the
+    module's logical sharding constraints apply; None arguments pass through."""
     args = [None if a is None else jnp.asarray(a) for a in args]
-    if self.mesh is None:
+    if self.topology is None:
       return fn(self.params, *args)
-    with jax.set_mesh(self.mesh), nn.logical_axis_rules(parallel.normalize_rules(self.rules)):
+    with self.topology.context():
       return fn(self.params, *args)
 
   @functools.cached_property
@@ -310,12 +358,12 @@ class PretrainedModel:
     if self.kind == "encoder_decoder":
       if decoder_input_ids is None:
         raise ValueError(f"{self.family} is an encoder-decoder: pass decoder_input_ids")
-      return self._run(self._logits_fn, input_ids, attention_mask, decoder_input_ids)
-    return self._run(self._logits_fn, input_ids, attention_mask)
+      return self.call(self._logits_fn, input_ids, attention_mask, decoder_input_ids)
+    return self.call(self._logits_fn, input_ids, attention_mask)
 
   def hidden_states(self, input_ids, attention_mask=None, token_type_ids=None) -> jax.Array:
     """Encoders: last-layer hidden states [B, T, D]."""
-    return self._run(self._hidden_fn, input_ids, attention_mask, token_type_ids)
+    return self.call(self._hidden_fn, input_ids, attention_mask, token_type_ids)
 
   def embed(self, input_ids, attention_mask=None, token_type_ids=None,
             normalize: bool = False) -> jax.Array:
@@ -356,22 +404,23 @@ def _module(path: pathlib.Path, hf_config: dict[str, Any], dtype, param_dtype, r
   return module
 
 
-def load(path, dtype="float32", param_dtype=None, mesh: Mesh | None = None, rules=None,
-         remat: bool | None = None) -> PretrainedModel:
+def load(path, dtype="float32", param_dtype=None, topology: parallel.Topology | None = None,
+         remat: bool | None = None, shardings=None) -> PretrainedModel:
   """Loads an HF directory (config.json + safetensors) into a `PretrainedModel`.
 
-  `dtype` is the compute dtype, `param_dtype` the stored one (default: `dtype`). With a
-  `mesh`, each parameter lands in the sharding its logical names get from `rules`
-  (default parallel.DEFAULT_RULES); without one, on the first device.
+  `dtype` is the compute dtype, `param_dtype` the stored one (default: `dtype`). Each
+  parameter lands in `shardings` when given (a tree like the params, e.g. the training
+  state's), else in the sharding its logical names get on `topology`, else on the first
+  device; one tensor is read and placed at a time.
   """
   path = hub.resolve(path)
-  mesh = None if mesh is None else initialize.auto_mesh(mesh)
   hf_config = read_config(path)
   family = registry.family_for_model_type(hf_config["model_type"])
   files = weight_files(path)
   module = _module(path, hf_config, dtype, param_dtype, remat, files)
-  abstract, shardings = initialize.param_shardings(module, mesh, rules)
+  abstract, own_shardings = initialize.param_shardings(module, topology)
   abstract = nn.unbox(abstract)
+  shardings = own_shardings if shardings is None else shardings
   table = module.config.param_table()
   where = path / (SAFETENSORS_INDEX if (path / SAFETENSORS_INDEX).is_file() else SAFETENSORS)
   prefix = _resolve_prefix(family.name, table, files, where)
@@ -397,34 +446,31 @@ def load(path, dtype="float32", param_dtype=None, mesh: Mesh | None = None, rule
   if unused:
     logging.info("%s: ignoring %d checkpoint tensors: %s", path, len(unused), unused[:10])
   return PretrainedModel(family=family.name, config=module.config, module=module, params=params,
-                         hf_config=hf_config, source=path, mesh=mesh, rules=rules)
+                         hf_config=hf_config, source=path, topology=topology)
 
 
-def params_loader(path, dtype="float32", param_dtype=None, mesh: Mesh | None = None,
-                  rules=None, remat: bool | None = None):
-  """`load_params(param_shardings)` for the training loop: the checkpoint, placed straight
-  into `mesh` by `rules` (the same placement the loop's shardings come from)."""
+def params_loader(path, dtype="float32", param_dtype=None, remat: bool | None = None):
+  """`load_params(param_shardings)` for the training loop: the checkpoint's tensors placed
+  straight into the shardings the loop's state uses."""
 
   def load_params(param_shardings):
-    del param_shardings  # `load` places every tensor by the same mesh and rules
-    return load(path, dtype=dtype, param_dtype=param_dtype, mesh=mesh, rules=rules,
-                remat=remat).params
+    return load(path, dtype=dtype, param_dtype=param_dtype, remat=remat,
+                shardings=param_shardings).params
 
   return load_params
 
 
 def from_params(module: nn.Module, params, like: PretrainedModel | None = None,
-                mesh: Mesh | None = None, rules=None) -> PretrainedModel:
+                topology: parallel.Topology | None = None) -> PretrainedModel:
   """Wraps a module and its (e.g. trained or freshly initialised) params for `save`.
 
   `like`: the model it was loaded from, whose config.json fields and tokenizer files are
   carried over.
   """
   family = registry.family_of(module)
-  mesh = None if mesh is None else initialize.auto_mesh(mesh)
   return PretrainedModel(family=family.name, config=module.config, module=module, params=params,
                          hf_config=dict(like.hf_config) if like else {},
-                         source=like.source if like else None, mesh=mesh, rules=rules)
+                         source=like.source if like else None, topology=topology)
 
 
 # ---------------------------------------------------------------------------------------

@@ -11,13 +11,11 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax.sharding import Mesh, SingleDeviceSharding
+from jax.sharding import SingleDeviceSharding
 
 from underrep_jax import parallel
 from underrep_jax.models import registry
 
-
-auto_mesh = parallel.auto_mesh
 
 
 def example_inputs(module: nn.Module, batch_size: int = 1, length: int = 8) -> dict[str, jax.Array]:
@@ -43,23 +41,22 @@ def make_init_fn(module: nn.Module, example_batch: Mapping[str, Any] | None = No
   return init
 
 
-def param_shardings(module: nn.Module, mesh: Mesh | None = None, rules=None,
+def param_shardings(module: nn.Module, topology: parallel.Topology | None = None,
                     example_batch: Mapping[str, Any] | None = None):
-  """(boxed abstract params, NamedShardings) on `mesh` (made Auto); single-device without."""
+  """(boxed abstract params, NamedShardings) on `topology`; single-device without one."""
   abstract = jax.eval_shape(make_init_fn(module, example_batch), jax.random.PRNGKey(0))
-  if mesh is None:
+  if topology is None:
     device = SingleDeviceSharding(jax.devices()[0])
     return abstract, jax.tree.map(lambda _: device, nn.unbox(abstract))
-  return abstract, parallel.logical_to_sharding(nn.get_partition_spec(abstract), auto_mesh(mesh),
-                                                rules)
+  return abstract, topology.shardings_of(nn.get_partition_spec(abstract))
 
 
-def init_params(module: nn.Module, mesh: Mesh | None = None, rules=None,
+def init_params(module: nn.Module, topology: parallel.Topology | None = None,
                 rng: jax.Array | None = None, example_batch: Mapping[str, Any] | None = None):
   """Fresh, unboxed parameters, each created directly in its sharding."""
   rng = jax.random.PRNGKey(0) if rng is None else rng
   init = make_init_fn(module, example_batch)
-  _, shardings = param_shardings(module, mesh, rules, example_batch)
+  _, shardings = param_shardings(module, topology, example_batch)
   return jax.jit(lambda r: nn.unbox(init(r)), out_shardings=shardings)(rng)
 
 

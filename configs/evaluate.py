@@ -1,12 +1,12 @@
 """Zero-shot evaluation: rank classification by log-likelihood, and MT by generation.
 
     python -m underrep_jax.main --config=configs/evaluate.py:tiny --workdir=runs/eval_tiny \
-        --config.model=runs/ia_tiny
+        --config.model.path=runs/ia_tiny
     python -m underrep_jax.main --config=configs/evaluate.py:full --workdir=runs/eval_560m \
-        --config.model=/ckpt/bloomz-560m
+        --config.model.path=/ckpt/bloomz-560m
 
-`--config.model` is an HF directory (config.json, safetensors, tokenizer.json) or the
-workdir of a training run (its export/ is used). Outputs in the workdir: predictions.jsonl,
+`--config.model.path` is an HF directory (config.json, safetensors, tokenizer.json), the
+workdir of a training run (its export/ is used) or a Hub id. Outputs in the workdir: predictions.jsonl,
 metrics.json, report.md and one PNG per task.
 
 Presets:
@@ -26,14 +26,17 @@ prompts (`mean_<lang>`) next to the mean over all prompts.
 
 import ml_collections
 
+from underrep_jax import config_schema
+
 
 def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.job = "evaluate"
   config.data_dir = ""
-  config.model = ""
-  config.model_revision = ""     # Hub ids (org/name): branch, tag or commit ("" = main)
-  config.dtype = "float32"
+  # model.path: an HF directory, a training workdir (its export/) or a Hub id org/name
+  # (model.revision pins a branch, tag or commit); model.dtype: the compute dtype.
+  config.model = config_schema.model()
+  config.mesh = config_schema.mesh()  # where the parameters live (one device by default)
   config.tasks = ("nusax_senti,nusatranslation_senti,nusaparagraph_emot,nusaparagraph_topic,"
                   "sib200_topic")
   config.languages = ""          # comma-separated; default: every language of each task

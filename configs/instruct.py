@@ -19,7 +19,7 @@ and WORKDIR/export/ (Hugging Face layout). Re-running with the same workdir resu
 
 import ml_collections
 
-from underrep_jax import config_sections as common
+from underrep_jax import instruction_config as common
 
 
 def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:

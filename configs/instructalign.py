@@ -42,7 +42,7 @@ Checkpoints land in WORKDIR/checkpoints/<step>/ and the final model in WORKDIR/e
 
 import ml_collections
 
-from underrep_jax import config_sections as common
+from underrep_jax import instruction_config as common
 
 
 def base_config() -> ml_collections.ConfigDict:

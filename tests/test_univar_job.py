@@ -18,7 +18,7 @@ SMALL = ["--config.data.source=univar_csv", "--config.views.max_qas=2",
          "--config.max_length=48", "--config.eval.max_length=48", "--config.eval.k=5",
          "--config.eval.views_per_identity=3", "--config.train.batch_size=4",
          "--config.train.log_every=1", "--config.train.checkpoint_every=0",
-         "--config.train.steps=3"]
+         "--config.train.steps=3", "--config.eval.probe_every=2"]
 
 
 def _write_csvs(folder: pathlib.Path) -> None:
@@ -67,6 +67,10 @@ def test_trains_evaluates_and_maps(trained):
   workdir, first = trained
   assert [json.loads(l)["step"] for l in first] == [1, 2, 3]
   assert all("pair_accuracy" in json.loads(l) for l in first)
+  # The probe hook ran at step 2 only, on the encoder as trained so far.
+  probed = [json.loads(l) for l in first if "probe/knn_acc" in json.loads(l)]
+  assert [m["step"] for m in probed] == [2]
+  assert 0.0 <= probed[0]["probe/knn_acc"] <= 1.0
   results = json.loads((workdir / "univar_eval.json").read_text())
   assert results["num_identities"] == len(MODELS) * len(LANGUAGES) + 1  # + the small one
   for name in ("univar", "base", "tfidf"):

@@ -24,6 +24,7 @@ import ml_collections
 import numpy as np
 
 from tolerances import float32_tol  # tests/tolerances.py
+from underrep_jax import config_schema
 from underrep_jax import parallel
 from underrep_jax.train import loop
 from underrep_jax.train import losses
@@ -252,12 +253,12 @@ def decoder_batches(batch_size: int, start: int = 0, process_index: int = 0,
 def toy_config(steps: int = 12, batch_size: int = 8, checkpoint_every: int = 3,
                mesh=(-1, 1, 1), microbatches: int = 1):
   config = ml_collections.ConfigDict()
-  config.train = dict(steps=steps, batch_size=batch_size, microbatches=microbatches,
-                      log_every=1, checkpoint_every=checkpoint_every, keep_checkpoints=3,
-                      seed=0, loss_on="targets")
-  config.optimizer = dict(name="adamw", learning_rate=3e-3, schedule="linear", warmup_steps=2,
-                          weight_decay=0.01, b1=0.9, b2=0.98, eps=1e-8, clip_norm=1.0)
-  config.mesh = dict(shape=tuple(mesh), rules=None)
+  config.train = config_schema.train(
+      steps=steps, batch_size=batch_size, microbatches=microbatches, log_every=1,
+      checkpoint_every=checkpoint_every, keep_checkpoints=3, seed=0, loss_on="targets")
+  config.optimizer = config_schema.optimizer(learning_rate=3e-3, schedule="linear",
+                                             warmup_steps=2, weight_decay=0.01, b2=0.98)
+  config.mesh = config_schema.mesh(shape=tuple(mesh))
   return config
 
 

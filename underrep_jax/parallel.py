@@ -18,23 +18,11 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+from underrep_jax import config_schema
+
 MESH_AXES = ("data", "fsdp", "tensor")
 
-# T5X/MaxText-style defaults: batch over data+fsdp, weights sharded over fsdp on their
-# embedding axis and over tensor on their "wide" axis (mlp, heads, vocab).
-DEFAULT_RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = (
-    ("batch", ("data", "fsdp")),
-    ("length", None),
-    ("embed", "fsdp"),
-    ("mlp", "tensor"),
-    ("heads", "tensor"),
-    ("kv_heads", "tensor"),
-    ("kv", None),
-    ("vocab", "tensor"),
-    ("layers", None),
-    ("norm", None),
-    ("relpos_buckets", None),
-)
+DEFAULT_RULES = config_schema.DEFAULT_RULES  # the mesh section's default (config_schema)
 
 Rules = Sequence[tuple[str, str | Sequence[str] | None]]
 

@@ -7,16 +7,14 @@ token by token from its start token with its own cache. Everything runs in one j
 """
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm import tqdm
 
 from underrep_jax import models
 from underrep_jax.evaluation import model_loading
-from underrep_jax.evaluation.scoring import _left_pad
+from underrep_jax.models import batching
 
 _NEG = -1e9
 
@@ -152,21 +150,17 @@ class Generator:
     self._fn = jax.jit(fn)
 
   def generate_ids(self, prompt_tokens: list[list[int]], desc: str = "generating"):
-    """Generated ids per prompt, cut at (and without) EOS."""
-    out = []
-    for start in tqdm(range(0, len(prompt_tokens), self.batch_size), desc=desc, leave=False,
-                      disable=len(prompt_tokens) <= self.batch_size):
-      rows = prompt_tokens[start:start + self.batch_size]
-      longest = max(len(r) for r in rows)
-      length = min(max(self.length_multiple,
-                       int(math.ceil(longest / self.length_multiple)) * self.length_multiple),
-                   self.max_prompt_tokens)
-      ids, mask = _left_pad(rows, length, self.pad, self.batch_size)
-      tokens = np.asarray(self.model.call(self._fn, ids, mask))[:len(rows)]
-      for row in tokens.tolist():
-        if self.eos in row:
-          row = row[:row.index(self.eos)]
-        out.append(row)
+    """Generated ids per prompt, cut at (and without) EOS, in the prompts' order.
+
+    Prompts are batched in order of length, so a batch pads little.
+    """
+    out = [None] * len(prompt_tokens)
+    for indices, ids, mask in batching.padded_batches(
+        prompt_tokens, self.batch_size, self.length_multiple, self.max_prompt_tokens, self.pad,
+        side="left", desc=desc):
+      tokens = np.asarray(self.model.call(self._fn, ids, mask))
+      for i, row in zip(indices, tokens.tolist()):
+        out[i] = row[:row.index(self.eos)] if self.eos in row else row
     return out
 
   def generate(self, prompts: list[str], desc: str = "generating") -> list[str]:

@@ -16,43 +16,17 @@ decoder; there `whole` equals `mean` (the decoder only sees the label).
 """
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm import tqdm
 
 from underrep_jax import models
 from underrep_jax.evaluation import model_loading
+from underrep_jax.models import batching
 
 MODES = ("sum", "mean", "whole")
 DEFAULT_MODE = "sum"
-
-
-def _bucket(n: int, multiple: int) -> int:
-  return max(multiple, int(math.ceil(n / multiple)) * multiple)
-
-
-def _left_pad(rows: list[list[int]], length: int, pad: int, batch: int):
-  """[batch, length] ids and mask, left-padded; filler rows get one real token (no NaN)."""
-  ids = np.full((batch, length), pad, np.int32)
-  mask = np.zeros((batch, length), np.int32)
-  for i in range(batch):
-    row = rows[i] if i < len(rows) else [pad]
-    row = row[-length:]
-    ids[i, length - len(row):] = row
-    mask[i, length - len(row):] = 1
-  return ids, mask
-
-
-def _right_pad(rows: list[list[int]], length: int, pad: int):
-  ids = np.full((len(rows), length), pad, np.int32)
-  mask = np.zeros((len(rows), length), np.int32)
-  for i, row in enumerate(rows):
-    ids[i, :len(row)] = row
-    mask[i, :len(row)] = 1
-  return ids, mask
 
 
 def _token_logprobs(logits, targets):
@@ -115,8 +89,9 @@ def _encoder_decoder_scores(module, params, prompt_ids, prompt_mask, label_ids, 
 class Scorer:
   """Scores label continuations of prompts with one loaded model, batched and jitted.
 
-  Shapes are bucketed (prompt length to a multiple of `length_multiple`, a fixed batch
-  size) so a whole evaluation compiles a handful of times.
+  Prompts are batched in order of length, so a batch pads little, and shapes are bucketed
+  (prompt length to a multiple of `length_multiple`, a fixed batch size) so a whole
+  evaluation compiles a handful of times; scores come back in the prompts' order.
   """
 
   def __init__(self, model, batch_size: int = 16, max_prompt_tokens: int = 512,
@@ -152,25 +127,21 @@ class Scorer:
     return self.score_ids(tokenized, label_tokens, modes, desc)
 
   def score_ids(self, prompt_tokens, label_tokens, modes=MODES, desc="scoring"):
+    """`score` on token ids: {mode: [prompts, labels]}, in the prompts' order."""
     _check_token_ids(self.model, prompt_tokens, label_tokens, desc)
     label_len = max(len(t) for t in label_tokens)
-    label_ids, label_mask = _right_pad(label_tokens, label_len, self.pad)
+    label_ids, label_mask = batching.pad_rows(label_tokens, label_len, self.pad)
     label_count = label_mask.sum(-1).astype(np.float64)
     with_prompt = "whole" in modes
-    sums, prompt_sums, prompt_counts = [], [], []
-    for start in tqdm(range(0, len(prompt_tokens), self.batch_size), desc=desc, leave=False,
-                      disable=len(prompt_tokens) <= self.batch_size):
-      rows = prompt_tokens[start:start + self.batch_size]
-      length = min(_bucket(max(len(r) for r in rows), self.length_multiple),
-                   self.max_prompt_tokens)
-      ids, mask = _left_pad(rows, length, self.pad, self.batch_size)
+    label_sum = np.zeros((len(prompt_tokens), len(label_tokens)))
+    prompt_sum, prompt_count = np.zeros(len(prompt_tokens)), np.zeros(len(prompt_tokens))
+    for indices, ids, mask in batching.padded_batches(
+        prompt_tokens, self.batch_size, self.length_multiple, self.max_prompt_tokens, self.pad,
+        side="left", desc=desc):
       out = self.model.call(lambda p, *a: self._fn(p, *a, with_prompt=with_prompt),
                             ids, mask, label_ids, label_mask)
-      label_sum, prompt_sum, prompt_count = (np.asarray(x, np.float64) for x in out)
-      sums.append(label_sum[:len(rows)])
-      prompt_sums.append(prompt_sum[:len(rows)])
-      prompt_counts.append(prompt_count[:len(rows)])
-    label_sum = np.concatenate(sums)
+      label_sum[indices], prompt_sum[indices], prompt_count[indices] = (
+          np.asarray(x, np.float64)[:len(indices)] for x in out)
     out = {}
     if "sum" in modes:
       out["sum"] = label_sum
@@ -180,8 +151,8 @@ class Scorer:
       if self.model.kind == "encoder_decoder":
         out["whole"] = label_sum / label_count[None]
       else:
-        total = np.concatenate(prompt_sums)[:, None] + label_sum
-        out["whole"] = total / (np.concatenate(prompt_counts)[:, None] + label_count[None])
+        total = prompt_sum[:, None] + label_sum
+        out["whole"] = total / (prompt_count[:, None] + label_count[None])
     _check_finite_scores(self.model, out, desc)
     return out
 
@@ -214,4 +185,4 @@ def _check_finite_scores(model, scores: dict, desc: str) -> None:
       row, answer = (int(i) for i in bad[0])
       raise ModelError(f"{_model_name(model)}: {desc} example {row}: non-finite {mode} score "
                        f"{values[row, answer]} for answer {answer}; the weights or the "
-                       "compute dtype overflow (try --config.dtype=float32)")
+                       "compute dtype overflow (try --config.model.dtype=float32)")

@@ -12,6 +12,7 @@ from absl import logging
 import numpy as np
 
 from underrep_jax import files
+from underrep_jax import parallel
 from underrep_jax.data import prompts as prompt_lib
 from underrep_jax.data import readers
 from underrep_jax.evaluation import generation
@@ -135,8 +136,7 @@ def run_translation(config, model, workdir: pathlib.Path) -> dict:
 def run(config, workdir: str) -> None:
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  model = model_loading.load(config.model, dtype=config.dtype,
-                             revision=config.get("model_revision") or None)
+  model = model_loading.source(config.model).load(parallel.Topology.from_config(config.mesh))
   records, labels_by_task = run_classification(config, model)
   translation = run_translation(config, model, workdir)
   report.write_all(workdir, records, labels_by_task, translation,

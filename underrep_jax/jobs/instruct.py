@@ -28,12 +28,11 @@ from underrep_jax.data import corpus_vocab
 from underrep_jax.data import input_pipeline
 from underrep_jax.data import vocabularies
 from underrep_jax.models import hf
-from underrep_jax.models import hub
+from underrep_jax.models import runtime
 from underrep_jax.train import loop
 from underrep_jax.train import losses
 from underrep_jax.train import metrics as metrics_lib
 
-ENCODER_DECODER_FAMILIES = ("t5",)
 SUMMARY_FILE = "instruct_summary.json"
 
 
@@ -78,134 +77,123 @@ def with_replay(data: ml_collections.ConfigDict, mixture: str, architecture: str
                                   separator=separator)
 
 
-def resolve_model(config: ml_collections.ConfigDict) -> None:
-  """A Hub id in model.path becomes its cached snapshot, once, for every reader after."""
-  if config.model.path:
-    config.model.path = str(hub.resolve(config.model.path, config.model.get("revision") or None))
+def architecture_of(source: runtime.ModelSource) -> str:
+  """The input pipeline's layout: the family's kind (`input_pipeline.DECODER_ONLY` or
+  `ENCODER_DECODER` name the same two kinds)."""
+  if source.kind not in (input_pipeline.DECODER_ONLY, input_pipeline.ENCODER_DECODER):
+    raise errors.ConfigError(f"model: a {source.family} model is an {source.kind}; "
+                             "instruction tuning needs a decoder or an encoder-decoder")
+  return source.kind
 
 
-def architecture_of(config) -> str:
-  """decoder or encoder_decoder, from the checkpoint's model_type or `model.family`."""
-  family = config.model.family
-  if config.model.path:
-    family = models.registry.family_for_model_type(
-        hf.read_config(pathlib.Path(config.model.path))["model_type"]).name
-  return (input_pipeline.ENCODER_DECODER if family in ENCODER_DECODER_FAMILIES
-          else input_pipeline.DECODER_ONLY)
-
-
-def _vocabulary(config, mixture: str, workdir: pathlib.Path):
+def _vocabulary(config, source: runtime.ModelSource, mixture: str, workdir: pathlib.Path):
   spec = config.data.vocab
   if spec == "model":
-    if not config.model.path:
+    if source.path is None:
       raise ValueError("config.data.vocab='model' needs config.model.path; from-scratch "
                        "models use vocab='sentencepiece'")
-    spec = config.model.path
+    spec = str(source.path)
   return corpus_vocab.resolve(spec, mixture, workdir / "vocab", config.data.vocab_size)
-
-
-def _module(config, vocab):
-  """The Flax module: the checkpoint's architecture, or `family` built from `scratch`."""
-  m = config.model
-  if m.path:
-    return hf.build_module(m.path, dtype=m.dtype, param_dtype=m.param_dtype, remat=m.remat)
-  fields = dict(m.scratch.to_dict(), vocab_size=int(vocab.vocab_size))
-  return models.build(m.family, fields, dtype=m.dtype, param_dtype=m.param_dtype, remat=m.remat)
 
 
 def make_adapter(config, module, architecture: str) -> losses.Adapter:
   """The logits the loss trains: causal for decoder-only models unless train.prefix_lm."""
   if architecture == input_pipeline.ENCODER_DECODER:
     return losses.encoder_decoder_adapter(module)
-  return losses.decoder_only_adapter(module, prefix_lm=config.train.get("prefix_lm", False))
+  return losses.decoder_only_adapter(module, prefix_lm=config.train.prefix_lm)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
-  resolve_model(config)
-  import_task_modules(config.get("task_modules", ""))
+  source = runtime.ModelSource.from_config(config.model)
+  import_task_modules(config.task_modules)
   mixture = with_replay(config.data, registered_mixture(config.data.mixture),
-                        architecture_of(config))
-  train_on_mixture(config, workdir, mixture)
+                        architecture_of(source))
+  train_on_mixture(config, workdir, mixture, source)
 
 
 def train_on_mixture(config: ml_collections.ConfigDict, workdir: str, mixture: str,
-                     summary_file: str = SUMMARY_FILE) -> dict:
-  """Trains `config.model` on the registered `mixture` (model.path already resolved),
-  writes WORKDIR/<summary_file> and, with config.export, WORKDIR/export; returns the
-  summary."""
+                     source: runtime.ModelSource, summary_file: str = SUMMARY_FILE) -> dict:
+  """Trains the model of `source` on the registered `mixture`, writes
+  WORKDIR/<summary_file> and, with config.export, WORKDIR/export; returns the summary."""
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  vocab = _vocabulary(config, mixture, workdir)
+  topology = parallel.Topology.from_config(config.mesh)
+  vocab = _vocabulary(config, source, mixture, workdir)
   vocabularies.set_active(vocab)
-  module = _module(config, vocab)
-  family = models.registry.family_of(module).name
-  architecture = (input_pipeline.ENCODER_DECODER if family in ENCODER_DECODER_FAMILIES
-                  else input_pipeline.DECODER_ONLY)
+  module = source.module(vocab_size=vocab.vocab_size)
+  architecture = architecture_of(source)
   logging.info("Training on %s (%s, loss on %s, %s attention), vocabulary %r", mixture,
-               family, config.train.loss_on,
-               "prefix-LM" if config.train.get("prefix_lm", False) else "causal", vocab)
+               source.family, config.train.loss_on,
+               "prefix-LM" if config.train.prefix_lm else "causal", vocab)
 
   input_config = input_pipeline.InputConfig(
       mixture=mixture, split=config.data.split, inputs_length=config.data.inputs_length,
       targets_length=config.data.targets_length, global_batch_size=config.train.batch_size,
       architecture=architecture, pack=config.data.pack, loss_on=config.train.loss_on,
-      seed=config.data.seed, max_length=config.data.get("max_length", 0),
-      prefix_lm=config.train.get("prefix_lm", False))
+      seed=config.data.seed, max_length=config.data.max_length,
+      prefix_lm=config.train.prefix_lm)
+  shard = topology.data_shard()  # hosts of one model replica read the same rows
 
   def make_batches(start: int):
-    # The shard follows the mesh (`mesh`, `rules` below): hosts of one model replica
-    # read the same rows.
-    return input_pipeline.batches(input_config, start, *parallel.data_shard(mesh, rules))
+    return input_pipeline.batches(input_config, start, *shard)
 
   loss_fn = losses.token_loss(make_adapter(config, module, architecture),
                               loss_on=config.train.loss_on)
   init_params = models.make_init_fn(module)
-  mesh = parallel.make_mesh(tuple(config.mesh.shape))
-  rules = config.mesh.get("rules")
-
-  load_params = None
-  if config.model.path:
-    load_params = hf.params_loader(config.model.path, config.model.dtype,
-                                   config.model.param_dtype, config.model.remat)
-
   length = input_pipeline.sequence_length(input_config)
   params_count, flops = metrics_lib.module_flops_per_token(module, init_params, length)
+  hooks = []
+  if config.export and config.export_every:  # an evaluable model while training runs
+
+    def export_hook(context: loop.HookContext) -> None:
+      export(source, module, context.state.params, vocab, workdir / "export")
+      context.writer.message(f"step {context.step}: exported to {workdir / 'export'}")
+
+    hooks.append(loop.Hook(export_hook, every_n_steps=int(config.export_every),
+                           name="export"))
   result = loop.train(config, str(workdir), init_params=init_params, loss_fn=loss_fn,
-                      make_batches=make_batches,
-                      flops_per_token=flops,
-                      load_params=load_params)
-  summary = {"mixture": mixture, "family": family, "parameters": int(params_count),
-             "loss_on": config.train.loss_on,
-             "prefix_lm": bool(config.train.get("prefix_lm", False)),
-             "max_length": input_pipeline.sequence_length(input_config), "step": result.step,
-             "preempted": result.preempted, "last_metrics": result.last_metrics}
-  if config.export and not result.preempted and jax.process_index() == 0:
-    summary["export"] = str(export(config, module, result.state.params, vocab,
+                      make_batches=make_batches, topology=topology, flops_per_token=flops,
+                      load_params=source.params_loader() if source.path else None,
+                      hooks=hooks)
+  summary = {"mixture": mixture, "family": source.family, "parameters": int(params_count),
+             "loss_on": config.train.loss_on, "prefix_lm": bool(config.train.prefix_lm),
+             "max_length": length, "step": result.step, "preempted": result.preempted,
+             "last_metrics": result.last_metrics}
+  if config.export and not result.preempted:
+    summary["export"] = str(export(source, module, result.state.params, vocab,
                                    workdir / "export"))
   files.write_json(workdir / summary_file, summary)
   logging.info("Done: %s", summary)
   return summary
 
 
-def export(config, module, params, vocab, out_dir: pathlib.Path) -> pathlib.Path:
-  """Writes the trained model in the Hugging Face layout, tokenizer included."""
+def export(source: runtime.ModelSource, module, params, vocab,
+           out_dir: pathlib.Path) -> pathlib.Path:
+  """Writes the trained model in the Hugging Face layout, tokenizer included.
+
+  Every process calls it (the sharded params are gathered collectively); process 0
+  writes the files.
+  """
+  writer = jax.process_index() == 0
   like = None
-  if config.model.path:  # carry the checkpoint's config.json fields and tokenizer files
-    source = pathlib.Path(config.model.path)
-    like = hf.PretrainedModel(family=models.registry.family_of(module).name,
-                              config=module.config, module=module, params=None,
-                              hf_config=hf.read_config(source), source=source)
+  if source.path:  # carry the checkpoint's config.json fields and tokenizer files
+    like = hf.PretrainedModel(family=source.family, config=module.config, module=module,
+                              params=None, hf_config=hf.read_config(source.path),
+                              source=source.path)
   model = hf.from_params(module, nn.unbox(params), like=like)
-  if not config.model.path:  # ids of the SentencePiece vocabulary trained for this run
+  if not source.path:  # ids of the SentencePiece vocabulary trained for this run
     model.hf_config.update(bos_token_id=vocab.eos_id, eos_token_id=vocab.eos_id,
                            pad_token_id=vocab.pad_id, unk_token_id=vocab.unk_id)
   # Written beside the final place and renamed into it, so a kill or a full disk never
   # leaves a half-written export that an evaluation would read as a model.
   partial = out_dir.with_name(out_dir.name + ".partial")
-  shutil.rmtree(partial, ignore_errors=True)
+  if writer:
+    shutil.rmtree(partial, ignore_errors=True)
   hf.save(model, partial)
-  if not config.model.path and isinstance(vocab, seqio.SentencePieceVocabulary):
+  if not writer:
+    return out_dir
+  if not source.path and isinstance(vocab, seqio.SentencePieceVocabulary):
     vocabularies.sentencepiece_to_hf(vocab, partial)  # (a checkpoint's own files are copied)
   previous = out_dir.with_name(out_dir.name + ".previous")
   shutil.rmtree(previous, ignore_errors=True)

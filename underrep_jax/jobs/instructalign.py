@@ -12,6 +12,7 @@ import ml_collections
 import tasks
 from underrep_jax.data import input_pipeline
 from underrep_jax.jobs import instruct
+from underrep_jax.models import runtime
 
 SUMMARY_FILE = "instructalign_summary.json"
 
@@ -36,7 +37,7 @@ def mixture_name(data: ml_collections.ConfigDict,
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
-  instruct.resolve_model(config)
-  instruct.import_task_modules(config.get("task_modules", ""))
-  mixture = mixture_name(config.data, instruct.architecture_of(config))
-  instruct.train_on_mixture(config, workdir, mixture, summary_file=SUMMARY_FILE)
+  source = runtime.ModelSource.from_config(config.model)
+  instruct.import_task_modules(config.task_modules)
+  mixture = mixture_name(config.data, instruct.architecture_of(source))
+  instruct.train_on_mixture(config, workdir, mixture, source, summary_file=SUMMARY_FILE)

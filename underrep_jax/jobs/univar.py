@@ -16,12 +16,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from underrep_jax import errors
 from underrep_jax import files
 from underrep_jax import models
 from underrep_jax import parallel
 from underrep_jax.data.errors import DataError
 from underrep_jax.models import hf
-from underrep_jax.models import hub
+from underrep_jax.models import runtime
 from underrep_jax.train import loop
 from underrep_jax.train import metrics as metrics_lib
 from underrep_jax.univar import data as data_lib
@@ -144,11 +145,10 @@ def _host_params(params):
   return jax.tree.map(parallel.global_to_host_local, params)
 
 
-def evaluate(config, workdir: pathlib.Path, module, tokenizer, trained_params, base_params,
-             train, test) -> dict:
+def evaluate(config, workdir: pathlib.Path, module, tokenizer, pad_id: int, trained_params,
+             base_params, train, test) -> dict:
   """Probes (trained, untrained, TF-IDF) -> univar_eval.json; value map -> PNGs, CSV, report."""
   from underrep_jax.univar import value_map  # umap / matplotlib: slow to import
-  pad_id = int(module.config.pad_token_id)
   single = encoder_lib.Embedder(module, tokenizer, config.eval.max_length,
                                 config.eval.batch_size, pad_id)
   train_texts = [views_lib.render_qa(qa) for qa in train]
@@ -175,55 +175,77 @@ def evaluate(config, workdir: pathlib.Path, module, tokenizer, trained_params, b
   return results
 
 
+def probe_hook(config, module, tokenizer, pad_id: int, train, test) -> loop.Hook:
+  """A k-NN identity probe of the encoder being trained, every `eval.probe_every` steps,
+  on at most `eval.probe_examples` train and test QAs, evenly spaced over the lists so
+  every identity keeps its share (a fixed subset: the curve compares like with like);
+  logged as probe/knn_acc and probe/knn_weighted_f1."""
+  limit = int(config.eval.probe_examples)
+  train = train[::max(1, len(train) // limit)][:limit]
+  test = test[::max(1, len(test) // limit)][:limit]
+  embedder = encoder_lib.Embedder(module, tokenizer, config.eval.max_length,
+                                  config.eval.batch_size, pad_id)
+  train_texts = [views_lib.render_qa(qa) for qa in train]
+  test_texts = [views_lib.render_qa(qa) for qa in test]
+
+  def probe(context: loop.HookContext) -> dict[str, float]:
+    params = _host_params(context.state.params)
+    return probes.knn_probe(embedder(params, train_texts, desc="probe train QAs"),
+                            [qa.identity for qa in train],
+                            embedder(params, test_texts, desc="probe test QAs"),
+                            [qa.identity for qa in test], k=config.eval.k)
+
+  return loop.Hook(probe, every_n_steps=int(config.eval.probe_every), name="probe")
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  config = ml_collections.ConfigDict(config.to_dict())  # unlocked: steps may be resolved
-  path = str(hub.resolve(config.encoder.path, config.encoder.get("revision") or None)
-             if config.encoder.path else hf.minilm_path())
+  source = runtime.ModelSource.from_config(config.model, default_path=hf.minilm_path())
+  topology = parallel.Topology.from_config(config.mesh)
+  if source.kind != "encoder":
+    raise errors.ConfigError(f"model.path={str(source.path)!r} is a {source.family} model; "
+                             "UniVaR embeds with a BERT-family encoder")
   length = view_length(config)
-  module = hf.build_module(path, dtype=config.encoder.dtype,
-                           param_dtype=config.encoder.param_dtype, remat=config.encoder.remat)
+  module = source.module()
   if length > module.config.max_position_embeddings:
     raise ValueError(f"max_length={length} exceeds the encoder's "
-                     f"{module.config.max_position_embeddings} positions ({path})")
+                     f"{module.config.max_position_embeddings} positions ({source.path})")
 
   view_qas, train, test = prepare_qas(config)
   sampler = views_lib.ViewSampler(view_qas, config.train.batch_size, config.views.max_qas,
                                   seed=config.views.seed,
                                   align_questions=config.views.align_questions)
-  config.train.steps = resolve_steps(config, len(view_qas))
+  steps = resolve_steps(config, len(view_qas))
   logging.info("UniVaR on %s: %d identities (%d trained on), %d train / %d test QAs, λ=%d, "
                "%d tokens per view, %d steps of %d identities x 2 views", config.data.source,
                len({qa.identity for qa in train}), len(sampler.identities), len(train),
-               len(test), config.views.max_qas, length, config.train.steps,
-               config.train.batch_size)
+               len(test), config.views.max_qas, length, steps, config.train.batch_size)
 
-  raw_tokenizer = hf.load_tokenizer(path)
+  raw_tokenizer = source.tokenizer()
   tokenizer = encoder_lib.text_tokenizer(raw_tokenizer, length)
-  pad_id = int(module.config.pad_token_id)
-  mesh = loop.auto_mesh(parallel.make_mesh(tuple(config.mesh.shape)))
+  pad_id = source.special_ids().pad
   init_params = models.make_init_fn(module)
   _, flops = metrics_lib.module_flops_per_token(module, init_params, length)
+  hooks = ([probe_hook(config, module, raw_tokenizer, pad_id, train, test)]
+           if config.eval.probe_every else [])
   result = loop.train(
       config, str(workdir), init_params=init_params,
       loss_fn=make_loss_fn(module, config.loss.logit_scale, config.loss.symmetric,
-                           config.encoder.dropout),
+                           config.train.dropout),
       make_batches=make_batch_factory(sampler, tokenizer, length, pad_id,
-                                      parallel.data_shard(mesh, config.mesh.get("rules"))),
-      flops_per_token=flops,
-      load_params=hf.params_loader(path, config.encoder.dtype, config.encoder.param_dtype,
-                                   config.encoder.remat))
-  summary = {"source": config.data.source, "encoder": path,
+                                      topology.data_shard()),
+      topology=topology, steps=steps, flops_per_token=flops,
+      load_params=source.params_loader(), hooks=hooks)
+  summary = {"source": config.data.source, "encoder": str(source.path),
              "identities": len({qa.identity for qa in train}),
              "trained_identities": len(sampler.identities), "train_qas": len(train),
              "test_qas": len(test), "max_qas": config.views.max_qas, "max_length": length,
              "step": result.step, "preempted": result.preempted,
              "last_metrics": result.last_metrics}
   if not result.preempted:  # the untrained encoder is read only now, for its baseline
-    base = hf.load(path, dtype=config.encoder.dtype, param_dtype=config.encoder.param_dtype,
-                   remat=config.encoder.remat)
-    summary["eval"] = evaluate(config, workdir, module, raw_tokenizer,
+    base = source.load()
+    summary["eval"] = evaluate(config, workdir, module, raw_tokenizer, pad_id,
                                _host_params(result.state.params), _host_params(base.params),
                                train, test)
   if jax.process_index() == 0:

@@ -11,6 +11,7 @@ import pathlib
 from absl import logging
 import numpy as np
 
+from underrep_jax import parallel
 from underrep_jax.data import prompts as prompt_lib
 from underrep_jax.data import readers
 from underrep_jax.evaluation import model_loading
@@ -52,8 +53,7 @@ def run(config, workdir: str) -> None:
   workdir.mkdir(parents=True, exist_ok=True)
   if config.query_task not in evaluate_job.CLASSIFICATION_TASKS:
     raise ValueError(f"unknown query_task {config.query_task!r}")
-  model = model_loading.load(config.model, dtype=config.dtype,
-                             revision=config.get("model_revision") or None)
+  model = model_loading.source(config.model).load(parallel.Topology.from_config(config.mesh))
   scorer = scoring.Scorer(model, batch_size=config.batch_size,
                           max_prompt_tokens=config.max_prompt_tokens)
   _, task_type, verbalizer_name = evaluate_job.CLASSIFICATION_TASKS[config.query_task]

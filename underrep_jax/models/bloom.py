@@ -33,6 +33,7 @@ class BloomConfig:
   hidden_dropout: float = 0.0
   initializer_range: float = 0.02
   remat: bool = False
+  scan_layers: bool = False  # one nn.scan over stacked layers (decoder.py)
 
   @property
   def head_dim(self) -> int:

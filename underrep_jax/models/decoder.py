@@ -7,6 +7,11 @@ subclasses both and fills in only what differs (its norm, attention options, MLP
 positions enter), so parameter paths are the same in every family:
   embed/embedding, layers_{i}/{attention_norm,attention,mlp_norm,...}, final_norm,
   lm_head/kernel (untied only).
+With `config.scan_layers` the layers are one `nn.scan` (compiled once, not num_layers
+times, as MaxText does): their parameters are stacked under `layers/...` with a leading
+[num_layers] axis (logical name "layers"), and each KV-cache array of the layers under
+`layers/...` with the layer axis second, so every cache array stays batch-major (scoring
+and beam search repeat and gather cache rows on axis 0).
 """
 
 from typing import Any, ClassVar
@@ -50,7 +55,8 @@ class DecoderBlock(nn.Module):
     x = x + nn.Dropout(self.dropout_rate)(h, deterministic=self.deterministic)
     h = self.feed_forward(self.norm("mlp_norm")(x))
     x = x + nn.Dropout(self.dropout_rate)(h, deterministic=self.deterministic)
-    return layers.constrain(x, layers.BLE)
+    x = layers.constrain(x, layers.BLE)
+    return (x, None) if self.config.scan_layers else x  # nn.scan's (carry, output)
 
 
 class DecoderLM(nn.Module):
@@ -98,10 +104,21 @@ class DecoderLM(nn.Module):
         cfg.initializer_range), name="embed", **self.kw)
     x = layers.constrain(self.embed_tokens(embed, input_ids, query_pos, deterministic),
                          layers.BLE)
-    block = nn.remat(self.block_cls) if cfg.remat else self.block_cls
-    for i in range(cfg.num_layers):
-      x = block(cfg, decode=decode, deterministic=deterministic, name=f"layers_{i}", **self.kw)(
+    block = self.block_cls
+    if cfg.remat:  # inside a scan the loop already keeps XLA from merging the recompute
+      block = nn.remat(block, prevent_cse=not cfg.scan_layers)
+    if cfg.scan_layers:
+      block = nn.scan(block, variable_axes={"params": 0, "cache": 1},
+                      split_rngs={"params": True, "dropout": True},
+                      in_axes=(nn.broadcast,) * 4,  # mask, positions, bias, cache_index
+                      length=cfg.num_layers,
+                      metadata_params={nn.PARTITION_NAME: "layers"})
+      x, _ = block(cfg, decode=decode, deterministic=deterministic, name="layers", **self.kw)(
           x, mask, query_pos, bias, cache_index)
+    else:
+      for i in range(cfg.num_layers):
+        x = block(cfg, decode=decode, deterministic=deterministic, name=f"layers_{i}",
+                  **self.kw)(x, mask, query_pos, bias, cache_index)
     x = self.norm("final_norm")(x)
     if cfg.tie_word_embeddings:
       logits = embed.attend(x)

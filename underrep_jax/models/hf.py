@@ -8,7 +8,10 @@ transform). The transforms are:
            split as our kernel needs (e.g. [embed, heads, head_dim]);
   linear2  the same for kernels with two input axes ([heads, head_dim, embed]).
 Loading places each tensor straight onto its sharding, one tensor at a time, so reading
-an N-byte checkpoint needs about N bytes plus the largest tensor, not 2N.
+an N-byte checkpoint needs about N bytes plus the largest tensor, not 2N. A model that
+scans its layers (`scan_layers`) keeps the same tables: the per-layer entries
+`layers_{i}/rest` are the slices i of its stacked `layers/rest` (`stacked_path`), read
+and placed one stacked parameter at a time and written back per layer.
 
 Nothing here loads pickles (.bin/.pt) or runs remote code (`auto_map`).
 """
@@ -104,6 +107,15 @@ def _set(tree: dict, path: str, value) -> None:
   for key in parents:
     tree = tree.setdefault(key, {})
   tree[leaf] = value
+
+
+def stacked_path(config, our_path: str) -> tuple[str, int | None]:
+  """Where a table entry lives: (`layers/rest`, i) for `layers_{i}/rest` of a model that
+  scans its layers (one parameter stacked over the layers), else (our_path, None)."""
+  head, _, rest = our_path.partition("/")
+  if getattr(config, "scan_layers", False) and head.startswith("layers_"):
+    return f"layers/{rest}", int(head[len("layers_"):])
+  return our_path, None
 
 
 def _paths(tree, prefix: str = "") -> list[str]:
@@ -295,12 +307,12 @@ def special_ids(hf_config: dict[str, Any], tokenizer=None) -> SpecialIds:
 
 @dataclasses.dataclass
 class PretrainedModel:
-  """The model runtime: a family module, its parameters, config, tokenizer and ids.
+  """A loaded model: a family module, its parameters, config, tokenizer and ids.
 
   `module` is the Flax module; `params` the (possibly sharded) parameter tree;
   `config` the family config; `hf_config` the HF config.json it came from (or would go
-  to); `topology` the mesh and rules its params live on (None: one device). Every job
-  and tool reaches a model through this object (see `models/runtime.py`).
+  to); `topology` the mesh and rules its params live on (None: one device). Jobs get one
+  from `runtime.ModelSource.load`; its public calls run under `topology`.
   """
   family: str
   config: Any
@@ -377,23 +389,27 @@ class PretrainedModel:
     return pooled
 
 
-def build_module(path, dtype="float32", param_dtype=None, remat: bool | None = None) -> nn.Module:
+def build_module(path, dtype="float32", param_dtype=None, remat: bool | None = None,
+                 scan_layers: bool | None = None) -> nn.Module:
   """The Flax module of an HF checkpoint directory, built without reading its weights.
 
   Training jobs use it to set up sharded state before (or instead of, on resume) loading.
   """
   path = hub.resolve(path)
-  return _module(path, read_config(path), dtype, param_dtype, remat)
+  return _module(path, read_config(path), dtype, param_dtype, remat, scan_layers)
 
 
 def _module(path: pathlib.Path, hf_config: dict[str, Any], dtype, param_dtype, remat,
+            scan_layers: bool | None = None,
             files: dict[str, pathlib.Path] | None = None) -> nn.Module:
   """The module of a resolved directory whose config.json is already read (`files`: its
   weight map, when the caller has it; read here only for families that need it)."""
   family = registry.family_for_model_type(hf_config["model_type"])
+  registry.check_scan_layers(family, scan_layers)  # the caller's setting, not config.json's
   try:
     module = registry.build(family.name, read_hf_config(path, hf_config), dtype=dtype,
-                            param_dtype=param_dtype or dtype, remat=remat)
+                            param_dtype=param_dtype or dtype, remat=remat,
+                            scan_layers=scan_layers)
   except CheckpointError:
     raise
   except ValueError as e:  # a setting the family does not support
@@ -405,19 +421,21 @@ def _module(path: pathlib.Path, hf_config: dict[str, Any], dtype, param_dtype, r
 
 
 def load(path, dtype="float32", param_dtype=None, topology: parallel.Topology | None = None,
-         remat: bool | None = None, shardings=None) -> PretrainedModel:
+         remat: bool | None = None, shardings=None,
+         scan_layers: bool | None = None) -> PretrainedModel:
   """Loads an HF directory (config.json + safetensors) into a `PretrainedModel`.
 
   `dtype` is the compute dtype, `param_dtype` the stored one (default: `dtype`). Each
   parameter lands in `shardings` when given (a tree like the params, e.g. the training
   state's), else in the sharding its logical names get on `topology`, else on the first
-  device; one tensor is read and placed at a time.
+  device; one tensor is read and placed at a time (with `scan_layers`, one stacked
+  parameter: its num_layers tensors, stacked on the host).
   """
   path = hub.resolve(path)
   hf_config = read_config(path)
   family = registry.family_for_model_type(hf_config["model_type"])
   files = weight_files(path)
-  module = _module(path, hf_config, dtype, param_dtype, remat, files)
+  module = _module(path, hf_config, dtype, param_dtype, remat, scan_layers, files)
   abstract, own_shardings = initialize.param_shardings(module, topology)
   abstract = nn.unbox(abstract)
   shardings = own_shardings if shardings is None else shardings
@@ -426,19 +444,31 @@ def load(path, dtype="float32", param_dtype=None, topology: parallel.Topology | 
   prefix = _resolve_prefix(family.name, table, files, where)
   canonical = PREFIX_VARIANTS[family.name][0]
 
+  # Our parameter path -> its table entries: one, or one per layer when the layers scan.
+  entries: dict[str, list] = {}
+  for hf_name, our_path, transform in table:
+    param_path, layer = stacked_path(module.config, our_path)
+    entries.setdefault(param_path, []).append((layer, hf_name, our_path, transform))
   params: dict = {}
   used = set()
-  for hf_name, our_path, transform in table:
-    wanted = prefix + hf_name[len(canonical):]
-    name = _find_tensor(family.name, wanted, files)
-    if name is None:
-      raise CheckpointError(f"{where}: missing tensor {wanted!r} (for {our_path})")
-    target = _get(abstract, our_path)
-    value = to_ours(_read_tensor(files[name], name), target.shape, transform, name)
-    value = value.astype(target.dtype)
-    _set(params, our_path, jax.make_array_from_callback(
-        target.shape, _get(shardings, our_path), lambda index, v=value: v[index]))
-    used.add(name)
+  for param_path, group in entries.items():
+    target = _get(abstract, param_path)
+    value = None
+    for layer, hf_name, our_path, transform in group:
+      wanted = prefix + hf_name[len(canonical):]
+      name = _find_tensor(family.name, wanted, files)
+      if name is None:
+        raise CheckpointError(f"{where}: missing tensor {wanted!r} (for {our_path})")
+      shape = target.shape if layer is None else target.shape[1:]
+      tensor = to_ours(_read_tensor(files[name], name), shape, transform, name)
+      if layer is None:
+        value = tensor.astype(target.dtype)
+      else:  # filled in place: the host holds the stacked parameter and one layer's tensor
+        value = np.empty(target.shape, target.dtype) if value is None else value
+        value[layer] = tensor
+      used.add(name)
+    _set(params, param_path, jax.make_array_from_callback(
+        target.shape, _get(shardings, param_path), lambda index, v=value: v[index]))
   missing = sorted(set(_paths(abstract)) - set(_paths(params)))
   if missing:
     raise CheckpointError(f"{path}: no checkpoint tensor maps to {missing}")
@@ -447,17 +477,6 @@ def load(path, dtype="float32", param_dtype=None, topology: parallel.Topology | 
     logging.info("%s: ignoring %d checkpoint tensors: %s", path, len(unused), unused[:10])
   return PretrainedModel(family=family.name, config=module.config, module=module, params=params,
                          hf_config=hf_config, source=path, topology=topology)
-
-
-def params_loader(path, dtype="float32", param_dtype=None, remat: bool | None = None):
-  """`load_params(param_shardings)` for the training loop: the checkpoint's tensors placed
-  straight into the shardings the loop's state uses."""
-
-  def load_params(param_shardings):
-    return load(path, dtype=dtype, param_dtype=param_dtype, remat=remat,
-                shardings=param_shardings).params
-
-  return load_params
 
 
 def from_params(module: nn.Module, params, like: PretrainedModel | None = None,
@@ -501,6 +520,13 @@ def export_config(model: PretrainedModel) -> dict[str, Any]:
   return {**carried, **canonical}
 
 
+def _host_param(model: PretrainedModel, our_path: str) -> np.ndarray:
+  """A table entry's parameter on the host (its layer's slice, when the layers are stacked)."""
+  param_path, layer = stacked_path(model.config, our_path)
+  param = _get(model.params, param_path)
+  return parallel.global_to_host_local(param if layer is None else param[layer])
+
+
 def save(model: PretrainedModel, out_dir, max_shard_bytes: int = 2 * 1024 ** 3) -> pathlib.Path:
   """Writes config.json + safetensors + the source's tokenizer files, loadable by transformers.
 
@@ -512,8 +538,9 @@ def save(model: PretrainedModel, out_dir, max_shard_bytes: int = 2 * 1024 ** 3) 
   shards: list[list[tuple[str, str, str]]] = [[]]
   shard_bytes = total = 0
   for hf_name, our_path, transform in model.config.param_table():
-    param = _get(model.params, our_path)
-    nbytes = param.size * jnp.dtype(param.dtype).itemsize
+    param_path, layer = stacked_path(model.config, our_path)
+    param = _get(model.params, param_path)
+    nbytes = param.nbytes // (1 if layer is None else len(param))  # one layer's, if stacked
     if shards[-1] and shard_bytes + nbytes > max_shard_bytes:
       shards.append([])
       shard_bytes = 0
@@ -527,7 +554,7 @@ def save(model: PretrainedModel, out_dir, max_shard_bytes: int = 2 * 1024 ** 3) 
   weight_map = {}
   for i, entries in enumerate(shards):
     file = SAFETENSORS if len(shards) == 1 else f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-    tensors = {hf_name: to_hf(parallel.global_to_host_local(_get(model.params, our_path)), transform)
+    tensors = {hf_name: to_hf(_host_param(model, our_path), transform)
                for hf_name, our_path, transform in entries}
     if writer:
       save_file(tensors, out / file, metadata={"format": "pt"})

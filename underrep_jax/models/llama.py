@@ -41,6 +41,7 @@ class LlamaConfig:
   initializer_range: float = 0.02
   dropout: float = 0.0
   remat: bool = False
+  scan_layers: bool = False  # one nn.scan over stacked layers (decoder.py)
 
   @classmethod
   def from_hf(cls, hf) -> "LlamaConfig":

@@ -121,15 +121,34 @@ def as_dtype(dtype) -> jnp.dtype:
   return jnp.dtype(dtype)
 
 
+def can_scan(family: Family) -> bool:
+  """Whether the family can run its layers as one scan (its config has `scan_layers`)."""
+  return any(f.name == "scan_layers" for f in dataclasses.fields(family.config_cls))
+
+
+def check_scan_layers(family: Family, scan_layers: bool | None) -> None:
+  """One-line error when `scan_layers=True` is asked of a family that cannot scan."""
+  if scan_layers and not can_scan(family):
+    scanning = [f.name for f in FAMILIES.values() if can_scan(f)]
+    raise ValueError(f"{family.name} cannot scan its layers (scan_layers=True); "
+                     f"only {scanning} can")
+
+
 def build(family: str, config: Any, dtype="float32", param_dtype="float32",
-          remat: bool | None = None) -> nn.Module:
+          remat: bool | None = None, scan_layers: bool | None = None) -> nn.Module:
   """A Flax module of `family` ('bloom', 'llama', 'xglm', 't5', 'bert' or an HF model_type).
 
   `dtype` is the compute dtype, `param_dtype` the stored one; `remat` wraps each layer
-  in `nn.remat` (recompute activations in the backward pass); None keeps the config's.
+  in `nn.remat` (recompute activations in the backward pass); `scan_layers` (decoder-only
+  families) runs the layers as one `nn.scan` over stacked parameters, which compiles one
+  layer instead of num_layers; None keeps the config's.
   """
   fam = get_family(family)
-  cfg = make_config(fam, config, **({} if remat is None else {"remat": remat}))
+  check_scan_layers(fam, scan_layers)
+  overrides = {} if remat is None else {"remat": remat}
+  if scan_layers is not None and can_scan(fam):
+    overrides["scan_layers"] = scan_layers
+  cfg = make_config(fam, config, **overrides)
   return fam.module_cls(cfg, dtype=as_dtype(dtype), param_dtype=as_dtype(param_dtype))
 
 

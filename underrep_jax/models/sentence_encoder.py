@@ -10,9 +10,10 @@ the 6.x `pooling_mode` alike); `SentenceEncoder` embeds texts with it, so a dire
 embeds as `sentence_transformers.SentenceTransformer(dir).encode` does. A plain HF
 encoder directory (no modules.json) gets mean pooling + L2 normalisation.
 
-`Embedder` runs many texts through one module: sorted by length, each chunk padded
-only to a multiple of `LENGTH_BUCKET` tokens (a few compiled shapes, little padding),
-tokenized without the checkpoint's own padding (MiniLM's tokenizer.json pads to 128).
+`Embedder` runs many texts through one module: batched by length, each batch padded
+only to a multiple of `LENGTH_BUCKET` tokens (`models.batching`: a few compiled shapes,
+little padding), tokenized without the checkpoint's own padding (MiniLM's tokenizer.json
+pads to 128).
 """
 
 from collections.abc import Sequence
@@ -23,7 +24,8 @@ import pathlib
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tqdm
+
+from underrep_jax.models import batching
 
 LENGTH_BUCKET = 32
 POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens")
@@ -242,17 +244,6 @@ def text_tokenizer(tokenizer, max_length: int, lowercase: bool = False):
   return out
 
 
-def pad(encodings, length: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-  """(ids, mask) int32 [len(encodings), length], right-padded (and cut) to `length`."""
-  ids = np.full((len(encodings), length), pad_id, np.int32)
-  mask = np.zeros((len(encodings), length), np.int32)
-  for row, encoding in enumerate(encodings):
-    n = min(len(encoding.ids), length)
-    ids[row, :n] = encoding.ids[:n]
-    mask[row, :n] = 1
-  return ids, mask
-
-
 def hidden_states(module, params, input_ids, attention_mask, *, deterministic: bool = True,
                   rng: jax.Array | None = None) -> jax.Array:
   """The encoder's last hidden states [B, T, D] (dropout when not deterministic)."""
@@ -281,23 +272,14 @@ class Embedder:
     texts = list(texts)
     if not texts:
       raise ValueError("nothing to embed")
-    encodings = self.tokenizer.encode_batch(texts)
-    order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+    rows = [e.ids for e in self.tokenizer.encode_batch(texts)]
     out = None
-    for start in tqdm.trange(0, len(texts), self.batch_size, desc=desc, unit="batch",
-                             leave=False):
-      rows = order[start:start + self.batch_size]
-      longest = max(len(encodings[i].ids) for i in rows)
-      length = min(-(-longest // LENGTH_BUCKET) * LENGTH_BUCKET, self.max_length)
-      ids, mask = pad([encodings[i] for i in rows], length, self.pad_id)
-      pad_rows = self.batch_size - len(rows)  # a full batch keeps the compiled shapes few
-      ids = np.pad(ids, ((0, pad_rows), (0, 0)), constant_values=self.pad_id)
-      mask = np.pad(mask, ((0, pad_rows), (0, 0)))
-      mask[len(rows):, 0] = 1  # filler rows see one token: no empty max/mean
-      vectors = np.asarray(self._embed(params, ids, mask))[:len(rows)]
+    for indices, ids, mask in batching.padded_batches(
+        rows, self.batch_size, LENGTH_BUCKET, self.max_length, self.pad_id, desc=desc):
+      vectors = np.asarray(self._embed(params, ids, mask))[:len(indices)]
       if out is None:
         out = np.zeros((len(texts), vectors.shape[1]), np.float32)
-      out[rows] = vectors
+      out[indices] = vectors
     return out
 
 
@@ -320,9 +302,8 @@ class SentenceEncoder:
                                  "encoder; sentence embeddings need a BERT-family checkpoint")
     positions = int(self.model.module.config.max_position_embeddings)
     self.max_length = int(max_length or self.head.max_seq_length or positions)
-    config = self.model.module.config
     self._embedder = Embedder(self.model.module, self.model.tokenizer, self.max_length,
-                              batch_size, int(config.pad_token_id or 0), self.head)
+                              batch_size, self.model.ids.pad, self.head)
 
   def __call__(self, texts: Sequence[str], desc: str = "embedding") -> np.ndarray:
     return self._embedder(self.model.params, texts, desc)

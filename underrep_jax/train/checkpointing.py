@@ -38,8 +38,8 @@ ITEMS = ("state", "data", "config")
 RESUMABLE_CHANGES = (
     "mesh", "train.steps", "train.epochs", "train.log_every", "train.checkpoint_every",
     "train.keep_checkpoints", "train.async_checkpoints", "train.peak_flops_per_device",
-    "train.allow_config_change", "data_dir", "data.verify", "export", "model.remat",
-    "encoder.remat", "eval",
+    "train.allow_config_change", "data_dir", "data.verify", "export", "export_every",
+    "model.remat", "eval",
 )
 
 

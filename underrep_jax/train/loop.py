@@ -7,21 +7,17 @@ resume, checkpoints, metrics, preemption, NaN stop):
   make_batches(start) -> iterator of host-local numpy batches, starting after `start`
     batches have been consumed (each host yields its own rows: batch_size / processes).
 
-Config fields read (ml_collections):
-  train.steps: total optimizer updates.
-  train.batch_size: global batch size (rows per update, over all hosts and microbatches).
-  train.microbatches: gradient-accumulation microbatches per update (default 1).
-  train.log_every: log metrics every this many steps (and at the last step).
-  train.checkpoint_every: save every this many steps (0 = only at the end/on SIGTERM).
-  train.keep_checkpoints: how many checkpoints to keep (default 3).
-  train.seed: seeds parameter init and the per-step dropout rng.
-  train.peak_flops_per_device: optional, for MFU when the device table lacks the device.
-  train.async_checkpoints: optional, default True.
-  train.allow_config_change: optional, default False: resume although the saved config
-    differs from this one in fields that change the run (see `checkpointing`).
-  optimizer.*: see `optimizer`.
-  mesh.shape: (data, fsdp, tensor), -1 = the rest; mesh.rules: logical-axis rules or None.
-(`train.loss_on` is read by the job when it builds the loss; see `losses.token_loss`.)
+Config sections read: `train`, `optimizer` and `mesh`, as `config_schema` declares them
+with their defaults (the loop has none of its own):
+  train.steps, batch_size (global rows per update, over all hosts and microbatches),
+  microbatches, log_every, checkpoint_every (0 = only at the end/on SIGTERM),
+  keep_checkpoints, seed (parameter init and the per-step dropout rng),
+  peak_flops_per_device (for MFU when the device table lacks the device),
+  async_checkpoints, allow_config_change (resume although the saved config differs in
+  fields that change the run; see `checkpointing`);
+  optimizer.*: see `optimizer`;
+  mesh.shape and mesh.rules, unless the job hands over its `parallel.Topology`.
+The state, its shardings and the jitted step come from `program.build` (abstract shapes).
 
 Optional `hooks` (`Hook(fn, every_n_steps, at_end)`) run evaluation, export or probes
 during training; the scalars they return are logged beside the training metrics.
@@ -55,12 +51,9 @@ from underrep_jax.errors import TrainingError
 from underrep_jax.train import checkpointing
 from underrep_jax.train import losses
 from underrep_jax.train import metrics as metrics_lib
-from underrep_jax.train import optimizer as optimizer_lib
+from underrep_jax.train import program as program_lib
 from underrep_jax.train import state as state_lib
-from underrep_jax.train import steps as steps_lib
 from underrep_jax.train import workdir as workdir_lib
-
-auto_mesh = parallel.auto_mesh
 
 BatchFactory = Callable[[int], Iterator[dict[str, np.ndarray]]]
 
@@ -89,8 +82,12 @@ class HookContext:
   total_steps: int
   state: state_lib.TrainState
   workdir: str
-  mesh: Any
+  topology: parallel.Topology
   writer: metrics_lib.MetricWriter
+
+  @property
+  def mesh(self):
+    return self.topology.mesh
 
 
 @dataclasses.dataclass
@@ -171,15 +168,6 @@ class PreemptionWatcher:
     return bool(np.any(flags))
 
 
-def _section(config, name):
-  return config[name] if name in config else {}
-
-
-def _get(section, name, default):
-  value = section.get(name, default) if hasattr(section, "get") else default
-  return default if value is None else value
-
-
 def _check_finite(step: int, values: dict[str, float], saved_step: int | None,
                   checkpoints, found_at: int | None = None) -> None:
   """Raises on a non-finite metric of `step`, seen when the host fetched at `found_at`."""
@@ -253,10 +241,15 @@ def _initial_state(ckpt, abstract_state, shardings, init_params, tx, seed, load_
 
 def train(config, workdir: str, *, init_params: Callable[[jax.Array], Any],
           loss_fn: losses.LossFn, make_batches: BatchFactory,
+          topology: parallel.Topology | None = None, steps: int | None = None,
           flops_per_token: float | None = None,
           load_params: Callable[[Any], Any] | None = None,
           hooks: Sequence[Hook] = ()) -> TrainResult:
   """Trains to `config.train.steps`, resuming from WORKDIR/checkpoints when present.
+
+  `topology`: the job's mesh and rules (default: built from `config.mesh`), the one its
+  data shard and model loading used. `steps`: the number of updates when the job derives
+  it from its data (UniVaR's epochs); default `config.train.steps`.
 
   `load_params(param_shardings)` optionally supplies starting params (e.g. a pretrained
   model) as arrays in the given shardings (they are donated to the state); it is called
@@ -269,46 +262,38 @@ def train(config, workdir: str, *, init_params: Callable[[jax.Array], Any],
   validation.validate_training(config)
   with workdir_lib.locked(workdir, enabled=jax.process_index() == 0):
     return _train(config, workdir, init_params=init_params, loss_fn=loss_fn,
-                  make_batches=make_batches, flops_per_token=flops_per_token,
-                  load_params=load_params, hooks=tuple(hooks))
+                  make_batches=make_batches,
+                  topology=topology or parallel.Topology.from_config(config.mesh),
+                  total_steps=int(config.train.steps if steps is None else steps),
+                  flops_per_token=flops_per_token, load_params=load_params,
+                  hooks=tuple(hooks))
 
 
-def _train(config, workdir: str, *, init_params, loss_fn, make_batches, flops_per_token,
-           load_params, hooks) -> TrainResult:
-  tcfg, ocfg = _section(config, "train"), _section(config, "optimizer")
-  mcfg = _section(config, "mesh")
-  total_steps = int(tcfg["steps"])
-  batch_size = int(tcfg["batch_size"])
-  log_every = max(int(_get(tcfg, "log_every", 10)), 1)
-  checkpoint_every = int(_get(tcfg, "checkpoint_every", 0))
-  seed = int(_get(tcfg, "seed", 0))
-  rules = parallel.normalize_rules(_get(mcfg, "rules", None))
-  mesh = parallel.auto_mesh(parallel.make_mesh(tuple(_get(mcfg, "shape", (-1, 1, 1)))))
-
-  tx, schedule = optimizer_lib.make_optimizer(ocfg, total_steps)
-  ckpt = checkpointing.Checkpointer(
-      epath.Path(workdir) / "checkpoints", keep=int(_get(tcfg, "keep_checkpoints", 3)),
-      async_save=bool(_get(tcfg, "async_checkpoints", True)))
+def _train(config, workdir: str, *, init_params, loss_fn, make_batches, topology,
+           total_steps, flops_per_token, load_params, hooks) -> TrainResult:
+  tcfg = config.train
+  batch_size = int(tcfg.batch_size)
+  log_every = max(int(tcfg.log_every), 1)
+  checkpoint_every = int(tcfg.checkpoint_every)
+  program = program_lib.build(config, topology, init_params, loss_fn, total_steps)
+  ckpt = checkpointing.Checkpointer(epath.Path(workdir) / "checkpoints",
+                                    keep=int(tcfg.keep_checkpoints),
+                                    async_save=bool(tcfg.async_checkpoints))
   try:
-    _check_resume_config(ckpt, config, total_steps,
-                         bool(_get(tcfg, "allow_config_change", False)))
-    # Params are created outside the mesh context, where models' activation constraints
-    # are no-ops (out_shardings place the result); this also sidesteps init code that
-    # reshapes boxed kernels under a mesh (flax's DenseGeneral with several feature axes).
-    with nn.logical_axis_rules(rules):
-      abstract_state, shardings = state_lib.state_shardings(init_params, tx, mesh, rules)
-      state, consumed, saved_step = _initial_state(ckpt, abstract_state, shardings,
-                                                   init_params, tx, seed, load_params)
+    _check_resume_config(ckpt, config, total_steps, bool(tcfg.allow_config_change))
+    # Created outside the mesh context, under the rules (see `program.build`).
+    with nn.logical_axis_rules(topology.rules):
+      state, consumed, saved_step = _initial_state(
+          ckpt, program.abstract_state, program.shardings, init_params, program.tx,
+          int(tcfg.seed), load_params)
   except BaseException:
     ckpt.close()
     raise
   step = int(jax.device_get(state.step))
-  train_step = steps_lib.make_train_step(
-      loss_fn, tx, schedule, shardings, mesh, rules,
-      microbatches=int(_get(tcfg, "microbatches", 1)), seed=seed)
+  train_step = program.step
   writer = metrics_lib.MetricWriter(workdir, total_steps, start_step=step,
                                     enabled=jax.process_index() == 0)
-  peak = _get(tcfg, "peak_flops_per_device", None) or metrics_lib.peak_flops_per_device()
+  peak = tcfg.peak_flops_per_device or metrics_lib.peak_flops_per_device()
   interval = metrics_lib.Interval(flops_per_token, peak)
   last: dict[str, float] = {}
   preempted = False
@@ -325,7 +310,7 @@ def _train(config, workdir: str, *, init_params, loss_fn, make_batches, flops_pe
         if host_batch is None:
           raise RuntimeError(f"make_batches ran out of data after {consumed} batches "
                              f"(step {step} of {total_steps})")
-        batch = parallel.host_local_to_global(host_batch, mesh, rules)
+        batch = topology.to_global(host_batch)
         rows = jax.tree.leaves(batch)[0].shape[0]
         if rows != batch_size:
           raise ValueError(f"global batch has {rows} rows but train.batch_size is {batch_size} "
@@ -354,8 +339,8 @@ def _train(config, workdir: str, *, init_params, loss_fn, make_batches, flops_pe
           saved_step = step
         row = interval.summary() if log_now else {}
         if hooks_now:
-          row.update(_run_hooks(hooks, HookContext(step, total_steps, state, workdir, mesh,
-                                                   writer)))
+          row.update(_run_hooks(hooks, HookContext(step, total_steps, state, workdir,
+                                                   topology, writer)))
         if row:
           writer.write(step, row)
         if stop:

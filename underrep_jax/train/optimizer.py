@@ -1,6 +1,7 @@
 """AdamW with a weight-decay mask, global-norm clipping and learning-rate schedules.
 
-Reads the `config.optimizer` section:
+Reads the `config.optimizer` section (declared, with its defaults, in
+`config_schema.optimizer`):
   name: "adamw" (the only optimiser; the field exists so configs say what they use).
   learning_rate: peak learning rate, reached at the end of warmup.
   schedule: "constant" | "linear" | "cosine" | "inverse_sqrt" (what follows warmup).
@@ -22,12 +23,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from underrep_jax import config_schema
+
 SCHEDULES = ("constant", "linear", "cosine", "inverse_sqrt")
-DEFAULT_NO_DECAY_PATTERNS = ("bias", "norm", "ln_")
-
-
-def _get(cfg, name, default):
-  return cfg.get(name, default) if hasattr(cfg, "get") else getattr(cfg, name, default)
+DEFAULT_NO_DECAY_PATTERNS = config_schema.DEFAULT_NO_DECAY_PATTERNS
 
 
 def make_schedule(name: str, learning_rate: float, total_steps: int, warmup_steps: int = 0,
@@ -74,19 +73,15 @@ def decay_mask(params, no_decay_patterns: Sequence[str] = DEFAULT_NO_DECAY_PATTE
 
 def make_optimizer(cfg, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """Builds (optimizer, schedule) from `config.optimizer`; see the module docstring."""
-  name = _get(cfg, "name", "adamw")
-  if name != "adamw":
-    raise ValueError(f"unknown optimizer {name!r}; only 'adamw' is provided")
-  schedule = make_schedule(
-      _get(cfg, "schedule", "linear"), float(cfg.learning_rate), total_steps,
-      warmup_steps=_get(cfg, "warmup_steps", 0),
-      final_lr_ratio=float(_get(cfg, "final_lr_ratio", 0.0)))
-  patterns = tuple(_get(cfg, "no_decay_patterns", DEFAULT_NO_DECAY_PATTERNS) or ())
+  if cfg.name != "adamw":
+    raise ValueError(f"unknown optimizer {cfg.name!r}; only 'adamw' is provided")
+  schedule = make_schedule(cfg.schedule, float(cfg.learning_rate), total_steps,
+                           warmup_steps=cfg.warmup_steps,
+                           final_lr_ratio=float(cfg.final_lr_ratio))
+  patterns = tuple(cfg.no_decay_patterns or ())
   adamw = optax.adamw(
-      schedule, b1=float(_get(cfg, "b1", 0.9)), b2=float(_get(cfg, "b2", 0.999)),
-      eps=float(_get(cfg, "eps", 1e-8)), weight_decay=float(_get(cfg, "weight_decay", 0.0)),
-      mask=lambda params: decay_mask(params, patterns))
-  clip_norm = _get(cfg, "clip_norm", None)
-  if clip_norm:
-    return optax.chain(optax.clip_by_global_norm(float(clip_norm)), adamw), schedule
+      schedule, b1=float(cfg.b1), b2=float(cfg.b2), eps=float(cfg.eps),
+      weight_decay=float(cfg.weight_decay), mask=lambda params: decay_mask(params, patterns))
+  if cfg.clip_norm:
+    return optax.chain(optax.clip_by_global_norm(float(cfg.clip_norm)), adamw), schedule
   return adamw, schedule

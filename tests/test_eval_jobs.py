@@ -57,9 +57,11 @@ def test_evaluate_then_xicl_then_compare(trained_workdir, tmp_path):
   assert {r["prompt"] for r in records} == {"source", "source+after", "align", "align+after"}
   assert all(len(r["exemplars"]) == 3 for r in records)
   aligned = next(r for r in records if r["prompt"] == "align+after")["text"].splitlines()
-  assert aligned[1].startswith("Labels: negative means ") and aligned[-1].endswith("=>")
-  assert all(" means " in line and "=>" not in line for line in aligned[-4:-1])  # after
-  assert "=>" in aligned[-5]  # the last exemplar comes before the query alignment
+  # Instruction, 3 exemplars, then (after them, the paper's default) 3 query-alignment
+  # lines naming the language, the label-alignment line, and the query.
+  assert aligned[-1].endswith("=>") and all(" => " in l for l in aligned[1:4])
+  assert all(l.startswith('The Sundanese sentence "') for l in aligned[4:7])
+  assert aligned[7].startswith("Labels in Sundanese: negative means ")
   metrics = json.loads((x / "metrics.json").read_text())
   assert set(metrics["nusatranslation_senti"]) == {"sun"}
 

@@ -112,3 +112,16 @@ def test_inspection_counts_truncated_examples_under_a_budget_and_a_split():
   assert out["split"]["total"]["count"] == 3
   assert out["splits_of_budget"]["64/64"]["total"]["count"] == 3
   assert out["least_truncating_split"] == "64/64"  # ties on total: fewer answers cut
+
+
+@pytest.mark.parametrize("layout", [
+    dict(pack=True), dict(pack=False), dict(pack=False, max_length=48),
+    dict(pack=True, prefix_lm=True), dict(pack=True, architecture="encoder_decoder"),
+    dict(pack=False, architecture="encoder_decoder")])
+def test_batch_spec_matches_a_real_batch(mixture, layout):
+  """What `plan` compiles for is what the loop is fed: names, shapes and dtypes."""
+  config = ip.InputConfig(mixture, inputs_length=40, targets_length=24, global_batch_size=4,
+                          **layout)
+  batch = next(ip.batches(config))
+  spec = ip.batch_spec(config)
+  assert {k: (v.shape, v.dtype) for k, v in batch.items()} == spec

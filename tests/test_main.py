@@ -48,3 +48,20 @@ def test_inspect_job_writes_summary(tmp_path):
   assert summary["targets_tokens"]["max"] >= summary["targets_tokens"]["mean"] > 1
   rows = [json.loads(l) for l in (tmp_path / "examples.jsonl").read_text().splitlines()]
   assert len(rows) == 20 and all(r["targets"].strip() for r in rows)
+
+
+def test_cpu_is_the_default_platform_only_without_accelerator_files(monkeypatch):
+  """An installed libtpu (the tpu extra) is not probed on a host without accelerators;
+  a host with TPU or NVIDIA device files, or a user's own JAX_PLATFORMS, is left alone."""
+  from underrep_jax import main
+  for files, preset, expected in (([], None, "cpu"), (["/dev/accel0"], None, None),
+                                  (["/dev/nvidia0"], None, None), ([], "cuda", "cuda")):
+    monkeypatch.setattr(main.glob, "glob",
+                        lambda pattern, files=files: [f for f in files
+                                                      if f.startswith(pattern[:9])])
+    if preset is None:
+      monkeypatch.delenv("JAX_PLATFORMS", raising=False)
+    else:
+      monkeypatch.setenv("JAX_PLATFORMS", preset)
+    main._default_platforms()
+    assert main.os.environ.get("JAX_PLATFORMS") == expected, (files, preset)

@@ -14,6 +14,7 @@ errors a user causes with a path (a read-only workdir, a full disk), end as one 
 `underrep_jax.main: <kind> error: <message>`; `--debug` shows the full traceback instead.
 """
 
+import glob
 import importlib
 import logging as pylogging
 import os
@@ -144,7 +145,18 @@ class _QuietLibraries(pylogging.Filter):
     return not any(part in record.pathname for part in self.NOISY)
 
 
+def _default_platforms() -> None:
+  """CPU where the host has no accelerator device files: an installed libtpu (the `tpu`
+  extra, for `plan`) is then never probed, which prints a screen of TPU warnings. A
+  JAX_PLATFORMS the user set is kept."""
+  accelerators = [*glob.glob("/dev/accel*"), *glob.glob("/dev/vfio/[0-9]*"),
+                  *glob.glob("/dev/nvidia[0-9]*")]
+  if not accelerators:
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+
 def main(argv: list[str]) -> None:
+  _default_platforms()  # before anything imports jax
   logging.get_absl_handler().addFilter(_QuietLibraries())
   if len(argv) > 1:
     usage_error(f"unexpected arguments: {' '.join(argv[1:])}")

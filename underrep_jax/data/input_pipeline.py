@@ -146,6 +146,17 @@ def causal_lm_layout(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
   return out
 
 
+def batch_spec(config: InputConfig) -> dict[str, tuple[tuple[int, int], np.dtype]]:
+  """{feature: ((global batch, length), int32)} of the batches `batches` yields, from
+  SeqIO's converter alone (no data read), so a step can be compiled before any exists."""
+  lengths = dict(feature_converter(config).get_model_feature_lengths(
+      task_feature_lengths(config)))
+  if config.architecture == DECODER_ONLY and not config.prefix_lm:
+    lengths.pop("decoder_causal_attention", None)  # what `causal_lm_layout` drops
+  return {name: ((config.global_batch_size, int(length)), np.dtype(np.int32))
+          for name, length in lengths.items()}
+
+
 def batches(config: InputConfig, start_step: int = 0, process_index: int = 0,
             process_count: int = 1, num_epochs: int | None = None
             ) -> Iterator[dict[str, np.ndarray]]:

@@ -8,10 +8,13 @@ checkpoints, resume and metrics are the loop's), then exports in the Hugging Fac
 InstructAlign (jobs/instructalign.py) is this job plus its choice of mixture.
 """
 
+from collections.abc import Callable
+import dataclasses
 import difflib
 import importlib
 import pathlib
 import shutil
+from typing import Any
 
 from absl import logging
 import flax.linen as nn
@@ -103,6 +106,62 @@ def make_adapter(config, module, architecture: str) -> losses.Adapter:
   return losses.decoder_only_adapter(module, prefix_lm=config.train.prefix_lm)
 
 
+def scratch_vocab_size(config) -> int | None:
+  """The vocabulary size a from-scratch model gets from `config.data`, without reading
+  data or training anything: `data.vocab_size` for SentencePiece (an upper bound: small
+  corpora get fewer pieces), the byte vocabulary's size, or a tokenizer file's size.
+  None for `vocab=model` (the checkpoint's config.json has it)."""
+  spec = config.data.vocab
+  if spec == "model":
+    return None
+  if spec == "sentencepiece":
+    return int(config.data.vocab_size)
+  if spec == "bytes":
+    return seqio.ByteVocabulary().vocab_size
+  return vocabularies.load(spec).vocab_size
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSpec:
+  """What the training loop gets for a config, known before any data is read, so that
+  `plan` compiles exactly the step `train_on_mixture` runs."""
+  module: nn.Module
+  init_params: Callable[[jax.Array], Any]
+  loss_fn: losses.LossFn
+  params_count: int
+  flops_per_token: float
+  input_config: input_pipeline.InputConfig
+  batch_shapes: dict[str, tuple[tuple[int, ...], Any]]  # global batch: {name: (shape, dtype)}
+
+
+def train_spec(config: ml_collections.ConfigDict, source: runtime.ModelSource,
+               mixture: str = "", vocab_size: int | None = None) -> TrainSpec:
+  """The module, init, loss, FLOPs per token and batch features of `config` on `source`.
+
+  `vocab_size` is the job's vocabulary (default: `scratch_vocab_size`); `mixture` only
+  names what the batches will be read from.
+  """
+  if vocab_size is None:
+    vocab_size = scratch_vocab_size(config)
+  module = source.module(vocab_size=vocab_size)
+  architecture = architecture_of(source)
+  input_config = input_pipeline.InputConfig(
+      mixture=mixture, split=config.data.split, inputs_length=config.data.inputs_length,
+      targets_length=config.data.targets_length, global_batch_size=config.train.batch_size,
+      architecture=architecture, pack=config.data.pack, loss_on=config.train.loss_on,
+      seed=config.data.seed, max_length=config.data.max_length,
+      prefix_lm=config.train.prefix_lm)
+  loss_fn = losses.token_loss(make_adapter(config, module, architecture),
+                              loss_on=config.train.loss_on)
+  init_params = models.make_init_fn(module)
+  params_count, flops = metrics_lib.module_flops_per_token(
+      module, init_params, input_pipeline.sequence_length(input_config))
+  return TrainSpec(module=module, init_params=init_params, loss_fn=loss_fn,
+                   params_count=params_count, flops_per_token=flops,
+                   input_config=input_config,
+                   batch_shapes=input_pipeline.batch_spec(input_config))
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
   source = runtime.ModelSource.from_config(config.model)
@@ -121,28 +180,16 @@ def train_on_mixture(config: ml_collections.ConfigDict, workdir: str, mixture: s
   topology = parallel.Topology.from_config(config.mesh)
   vocab = _vocabulary(config, source, mixture, workdir)
   vocabularies.set_active(vocab)
-  module = source.module(vocab_size=vocab.vocab_size)
-  architecture = architecture_of(source)
+  spec = train_spec(config, source, mixture, vocab_size=vocab.vocab_size)
+  module = spec.module
   logging.info("Training on %s (%s, loss on %s, %s attention), vocabulary %r", mixture,
                source.family, config.train.loss_on,
                "prefix-LM" if config.train.prefix_lm else "causal", vocab)
-
-  input_config = input_pipeline.InputConfig(
-      mixture=mixture, split=config.data.split, inputs_length=config.data.inputs_length,
-      targets_length=config.data.targets_length, global_batch_size=config.train.batch_size,
-      architecture=architecture, pack=config.data.pack, loss_on=config.train.loss_on,
-      seed=config.data.seed, max_length=config.data.max_length,
-      prefix_lm=config.train.prefix_lm)
   shard = topology.data_shard()  # hosts of one model replica read the same rows
 
   def make_batches(start: int):
-    return input_pipeline.batches(input_config, start, *shard)
+    return input_pipeline.batches(spec.input_config, start, *shard)
 
-  loss_fn = losses.token_loss(make_adapter(config, module, architecture),
-                              loss_on=config.train.loss_on)
-  init_params = models.make_init_fn(module)
-  length = input_pipeline.sequence_length(input_config)
-  params_count, flops = metrics_lib.module_flops_per_token(module, init_params, length)
   hooks = []
   if config.export and config.export_every:  # an evaluable model while training runs
 
@@ -152,13 +199,16 @@ def train_on_mixture(config: ml_collections.ConfigDict, workdir: str, mixture: s
 
     hooks.append(loop.Hook(export_hook, every_n_steps=int(config.export_every),
                            name="export"))
-  result = loop.train(config, str(workdir), init_params=init_params, loss_fn=loss_fn,
-                      make_batches=make_batches, topology=topology, flops_per_token=flops,
+  result = loop.train(config, str(workdir), init_params=spec.init_params,
+                      loss_fn=spec.loss_fn, make_batches=make_batches, topology=topology,
+                      flops_per_token=spec.flops_per_token,
                       load_params=source.params_loader() if source.path else None,
                       hooks=hooks)
-  summary = {"mixture": mixture, "family": source.family, "parameters": int(params_count),
-             "loss_on": config.train.loss_on, "prefix_lm": bool(config.train.prefix_lm),
-             "max_length": length, "step": result.step, "preempted": result.preempted,
+  summary = {"mixture": mixture, "family": source.family,
+             "parameters": int(spec.params_count), "loss_on": config.train.loss_on,
+             "prefix_lm": bool(config.train.prefix_lm),
+             "max_length": input_pipeline.sequence_length(spec.input_config),
+             "step": result.step, "preempted": result.preempted,
              "last_metrics": result.last_metrics}
   if config.export and not result.preempted:
     summary["export"] = str(export(source, module, result.state.params, vocab,

@@ -1,0 +1,96 @@
+"""`python -m underrep_jax.plan`: the job's train step compiled for a TPU slice from this
+CPU host, its FLOPs against the model's count, and the does-not-fit verdict as one line.
+
+Run as users do, in subprocesses: plan picks its own platforms (the in-process tests'
+JAX_PLATFORMS=cpu and 8 simulated devices would not reach libtpu).
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from underrep_jax import plan
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+needs_libtpu = pytest.mark.skipif(not plan.installed("libtpu"),
+                                  reason='libtpu missing: pip install -e ".[test]"')
+HAS_CUDA_PLUGIN = plan.installed("jax_plugins.xla_cuda12")
+
+# A 2-layer from-scratch BLOOM (no data, no vocabulary training: plan reads neither),
+# wide and short enough that matmuls are nearly all of its FLOPs (MaxText's count leaves
+# out norms, activations, softmax and the optimizer; here they are about 1%).
+SMALL = ("--config=configs/instructalign.py:tiny", "--config.model.scratch.hidden_size=1024",
+         "--config.model.scratch.num_heads=16", "--config.data.inputs_length=16",
+         "--config.data.targets_length=16", "--config.train.batch_size=32",
+         "--config.mesh.shape=(1,-1,1)")
+
+
+def run_plan(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", XLA_FLAGS="")
+  return subprocess.run([sys.executable, "-m", "underrep_jax.plan", *args], cwd=REPO,
+                        capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@needs_libtpu
+@pytest.mark.parametrize("loops", [(), ("--config.model.scan_layers=True",
+                                        "--config.train.microbatches=2")])
+def test_compiles_for_a_tpu_slice_and_counts_the_model_flops(loops):
+  """Without remat the step's FLOPs (XLA's, all chips) are the model's count within 2%,
+  also where XLA would count a layer scan's or a microbatch scan's body once."""
+  result = run_plan(*SMALL, *loops, "--target=v5e-8")
+  assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+  out = result.stdout
+  assert "8 x TPU v5 lite" in out and "(1, 8, 1)" in out
+  assert re.search(r"peak per chip: [\d.]+ GiB of 16.00 GiB HBM", out)
+  ratio = float(re.search(r"XLA/model ([\d.]+)", out).group(1))
+  assert abs(ratio - 1) < 0.02, out
+  assert out.strip().splitlines()[-1] == "verdict: fits on v5e-8"
+  assert "Traceback" not in result.stderr
+
+
+@needs_libtpu
+def test_a_step_that_overflows_the_chip_is_a_one_line_verdict():
+  """A 1M-token vocabulary at width 2048, replicated on every v5e chip: the compiler's
+  out-of-memory error becomes the verdict line, exit code 3 (plan.EXIT_DOES_NOT_FIT)."""
+  result = run_plan("--config=configs/instructalign.py:tiny", "--target=v5e-8",
+                    "--config.data.vocab_size=1000000",
+                    "--config.model.scratch.hidden_size=2048", "--search_seconds=0")
+  assert result.returncode == plan.EXIT_DOES_NOT_FIT, result.stderr[-3000:]
+  verdicts = [l for l in result.stdout.splitlines() if l.startswith("verdict:")]
+  assert len(verdicts) == 1
+  assert re.fullmatch(r"verdict: does not fit on v5e-8: the compiler needs [\d.]+G of the "
+                      r"[\d.]+G HBM a chip has \(RESOURCE_EXHAUSTED at compile time\)",
+                      verdicts[0])
+  assert "suggestion: none found within --search_seconds=0" in result.stdout
+  assert "Traceback" not in result.stderr
+
+
+def test_unknown_target_is_one_line():
+  result = run_plan(*SMALL, "--target=v9-8", timeout=120)
+  assert result.returncode == 2
+  lines = [l for l in result.stderr.splitlines() if "error" in l]
+  assert lines == [f"underrep_jax.main: configuration error: --target='v9-8': unknown "
+                   f"target; known: {', '.join(plan.TARGETS)}"]
+  assert result.stdout == ""
+
+
+@pytest.mark.skipif(not HAS_CUDA_PLUGIN, reason='no CUDA plugin: pip install -e ".[cuda]"')
+def test_compiles_for_a_gpu_node_without_a_gpu():
+  """Deviceless: the shipped H100 target config; FLOPs from a CPU compile of the step."""
+  result = run_plan(*SMALL, "--target=h100x8")
+  assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+  assert "8 x NVIDIA H100 80GB HBM3" in result.stdout
+  assert "counted on 8 host CPU devices" in result.stdout
+  assert result.stdout.strip().splitlines()[-1] == "verdict: fits on h100x8"
+
+
+@pytest.mark.skipif(HAS_CUDA_PLUGIN, reason="the CUDA plugin is installed")
+def test_gpu_targets_without_the_cuda_plugin_say_what_to_install():
+  result = run_plan(*SMALL, "--target=h100x8", timeout=120)
+  assert result.returncode == 2
+  assert result.stderr.strip().splitlines()[-1] == (
+      "underrep_jax.main: configuration error: --target=h100x8: GPU targets need jax's CUDA "
+      'plugin at jax\'s version: pip install -e ".[cuda]"')

@@ -73,7 +73,10 @@ def main():
   torch_batch = [torch.as_tensor(x, dtype=torch.long)
                  for x in (anchor_ids, anchor_mask, positive_ids, positive_mask)]
 
-  loss_fn = univar.make_loss_fn(ours.module, LOGIT_SCALE, symmetric=False, dropout=False)
+  # Plain InfoNCE on both sides (the views are of distinct identities, so the job's
+  # same-identity mask would change nothing but the work compared).
+  loss_fn = univar.make_loss_fn(ours.module, LOGIT_SCALE, symmetric=False, dropout=False,
+                                mask_same_identity=False)
   run_ours = our_step.make_runner(ours.module, ours.params, loss_fn, batch, OPTIMIZER)
   a_ids, a_mask, p_ids, p_mask = torch_batch
   run_theirs = torch_reference.train_step_runner(

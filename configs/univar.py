@@ -7,22 +7,31 @@
         --config.views.max_qas=5 --config.data.source=univar_csv --config.data.path=/data/qas
 
 Presets:
-  tiny   all-MiniLM-L6-v2 on EUValues (49 identities), λ=5, 128 tokens, 16 identities
-         x 2 views per step, 100 steps, lr 5e-5 after 20 warmup steps; about ten
-         minutes on a 2-core CPU with the probes and the map.
-  paper  METHODS.md §4: λ from --config.views.max_qas (1, 5, 20 or 80) with max length
-         256, 1024, 2048 or 8192; 3 epochs, AdamW lr 2e-4, weight decay 0.01, 700
-         warmup steps, inverse-sqrt decay, clip 1.0, global batch 64, bf16 compute.
+  tiny   all-MiniLM-L6-v2 on EUValues (49 identities), λ=5, 128 tokens, 16 pairs per
+         step, 100 steps, lr 5e-5 after 20 warmup steps; view-level probe at m = 1 and 5
+         QAs per view, up to 512 tokens.
+  paper  METHODS.md §4 and the authors' value_embedding.yaml: λ from
+         --config.views.max_qas (1, 5, 20 or 80) with max length 256, 1024, 2048 or
+         8192; 3 epochs of floor(train QAs / 64) steps, AdamW lr 2e-4, weight decay
+         0.01, 700 warmup steps, inverse-sqrt decay, clip 1.0, global batch 64, bf16
+         compute, the batch sharded over every device (the original: DDP on 4 GPUs;
+         --config.mesh.shape="(1,-1,1)" shards the weights too, FSDP).
          The paper's nomic-embed-text-v1 cannot be loaded here (see models/README.md);
          set --config.model.path to a BERT-family checkpoint whose position table
-         covers max_length (MiniLM has 512 positions, so it stops at λ=5).
+         covers max_length (MiniLM has 512 positions, so it stops at λ=1).
+
+Defaults follow the authors' code (HLTCHKUST/UniVaR, its contrastors fork) except where
+a comment below says why not: identities drawn in proportion to their QA counts, two
+independent views, epochs counted in QAs, Euclidean k-NN (k=50), a linear probe from
+random weights with its lr decayed linearly per epoch, Acc@1/3/5/10.
 
 Data sources (`data.source`): euvalues, speechmap (from $UNDERREP_DATA_DIR or the pinned
 upstream), univar_csv (`data.path`: a folder with one CSV per model, columns qid,
 question, answer, lang, model, mt_lang).
 
 Outputs: WORKDIR/checkpoints/, metrics.jsonl, univar_eval.json (k-NN and linear probes
-for the trained encoder, the untrained one and TF-IDF), value_map.png,
+for the trained encoder, the untrained one and TF-IDF, on single QAs and, under
+`view_probe`, on views of m held-out QAs), value_map.png,
 identity_similarity.png, value_map.csv and report.md. Re-running resumes.
 """
 
@@ -52,15 +61,40 @@ def base_config() -> ml_collections.ConfigDict:
   config.model = config_schema.model(family="bert")
   config.views = ml_collections.ConfigDict(dict(
       max_qas=5,                # λ: a view holds 1..λ QAs
+      sampling="proportional",  # proportional: identities by QA count, as the original
+                                # (an identity may fill several rows of a batch);
+                                # uniform: every identity equally often, distinct per batch
+      disjoint=False,           # False: the two views drawn independently (may share
+                                # QAs), as the original; True: no shared QA, but needs 2λ
+                                # QAs per identity and drops smaller ones from training
       align_questions=False,    # all anchors of a batch share questions, as do positives
+                                # (needs disjoint)
       seed=0,
   ))
   config.max_length = 128       # tokens per training view (paper: from λ, see `paper`)
-  config.loss = ml_collections.ConfigDict(dict(logit_scale=50.0, symmetric=False))
+  config.loss = ml_collections.ConfigDict(dict(
+      logit_scale=50.0, symmetric=False,
+      # Differs from the original on purpose: with proportional sampling one identity can
+      # fill several rows (EUValues, 49 identities, 16 rows: about 3 same-identity pairs a
+      # batch), and the original then pushed an anchor away from its own identity's
+      # other views. Masking those false negatives leaves the loss unchanged on batches
+      # of distinct identities. False: the original's loss.
+      mask_same_identity=True,
+  ))
   config.eval = ml_collections.ConfigDict(dict(
       k=50,                     # k-NN neighbours
+      knn_metric="euclidean",   # as the original (sklearn's default)
+      linear=ml_collections.ConfigDict(dict(  # the original's probe; lr decays per epoch
+          learning_rate=2e-3, batch_size=512, epochs=20)),
+      seed=0,                   # linear probe init and shuffling; view-level probe views
       max_length=128,           # tokens per single QA
       batch_size=64,
+      view_probe=ml_collections.ConfigDict(dict(
+          qas_per_view=(1, 5, 20),  # m: identity from a view of m held-out QAs; () = off
+          train_views=32,       # views of m train QAs per identity the probes train on
+          test_views=10,        # views of m test QAs per identity they are scored on
+          max_length=0,         # tokens per view; <= 0: the training views' length
+      )),
       views_per_identity=10,    # value map: an identity's point is the mean of its views
       tfidf_max_features=20000,
       probe_every=0,            # > 0: a k-NN probe of the encoder every this many steps
@@ -69,11 +103,11 @@ def base_config() -> ml_collections.ConfigDict:
 
   config.train = config_schema.train(
       steps=100,
-      batch_size=16,            # identities per step, two views each (all distinct);
-                                # keep microbatches at 1: InfoNCE negatives come from
-                                # the whole batch
+      batch_size=16,            # positive pairs per step; keep microbatches at 1:
+                                # InfoNCE negatives come from the whole batch
       log_every=10, checkpoint_every=50, keep_checkpoints=2,
-      epochs=0.0,               # > 0: steps = epochs * steps per epoch of the train QAs
+      epochs=0.0,               # > 0: steps = epochs * floor(train QAs / batch_size), the
+                                # original's epoch (one pass over the QAs as anchors)
       dropout=False,            # the encoder's own dropout while training (views already
                                 # differ; dropout slowed learning in the short tiny runs)
   )
@@ -91,6 +125,10 @@ def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:
     # 5e-5 after 20 reached about 2x chance.
     config.optimizer.learning_rate = 5e-5
     config.optimizer.warmup_steps = 20
+    # Views of 1 and 5 QAs (m=20 is the paper preset's: at MiniLM's 512 tokens 95% of
+    # EUValues views of 20 QAs are cut, and embedding them took most of a tiny run).
+    config.eval.view_probe.qas_per_view = (1, 5)
+    config.eval.view_probe.max_length = 512
   elif preset == "paper":
     config.views.max_qas = 5
     config.max_length = -1  # from λ: jobs/univar.py PAPER_MAX_LENGTH (1:256 ... 80:8192)
@@ -102,6 +140,10 @@ def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:
     config.train.log_every = 20
     config.optimizer.learning_rate = 2e-4
     config.optimizer.warmup_steps = 700
+    config.optimizer.schedule = "inverse_sqrt"
+    config.optimizer.weight_decay = 0.01
+    config.optimizer.clip_norm = 1.0
+    config.mesh.shape = (-1, 1, 1)  # batch over every device (data parallel, as DDP)
     config.eval.max_length = 256
     config.eval.views_per_identity = 20
   else:

@@ -13,8 +13,9 @@ from underrep_jax import parallel
 from underrep_jax.univar import loss as univar_loss
 
 
-def _reference(anchors, positives, scale, symmetric):
-  """Cross-entropy of each anchor against all positives, written with explicit loops."""
+def _reference(anchors, positives, scale, symmetric, identities=None):
+  """Cross-entropy of each anchor against all positives, written with explicit loops;
+  with `identities`, other rows of the anchor's identity are left out of its softmax."""
   a = anchors / np.linalg.norm(anchors, axis=1, keepdims=True)
   p = positives / np.linalg.norm(positives, axis=1, keepdims=True)
   logits = scale * a.astype(np.float64) @ p.astype(np.float64).T
@@ -22,8 +23,11 @@ def _reference(anchors, positives, scale, symmetric):
   def one_way(logits):
     losses = []
     for i, row in enumerate(logits):
+      keep = [j for j in range(len(row))
+              if j == i or identities is None or identities[j] != identities[i]]
+      row = row[keep]
       shifted = row - row.max()
-      losses.append(-(shifted[i] - np.log(np.exp(shifted).sum())))
+      losses.append(-(shifted[keep.index(i)] - np.log(np.exp(shifted).sum())))
     return np.mean(losses)
 
   forward = one_way(logits)
@@ -57,6 +61,32 @@ def test_matches_numpy_reference(symmetric, scale):
                              rtol=0, atol=_loss_atol(scale))
 
 
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_same_identity_rows_are_not_negatives(symmetric):
+  anchors, positives = _pairs()
+  identities = np.array([0, 1, 2, 0, 3, 4, 1, 5, 6, 7, 0, 8, 9, 10, 11, 12], np.int32)
+  # Views of one identity look alike: rows 3 and 10 near row 0, row 6 near row 1.
+  rng = np.random.default_rng(1)
+  for copy, source in ((3, 0), (10, 0), (6, 1)):
+    anchors[copy] = anchors[source] + 0.3 * rng.normal(size=12)
+    positives[copy] = positives[source] + 0.3 * rng.normal(size=12)
+  masked = univar_loss.info_nce(anchors, positives, 50.0, symmetric, identities=identities)
+  np.testing.assert_allclose(float(masked),
+                             _reference(anchors, positives, 50.0, symmetric, identities),
+                             rtol=0, atol=_loss_atol(50.0))
+  # The mask matters here (the original's loss differs) and is a no-op on distinct rows.
+  assert abs(float(masked) - _reference(anchors, positives, 50.0, symmetric)) > 1e-3
+  distinct = univar_loss.info_nce(anchors, positives, 50.0, symmetric,
+                                  identities=np.arange(16, dtype=np.int32))
+  np.testing.assert_allclose(float(distinct), _reference(anchors, positives, 50.0, symmetric),
+                             rtol=0, atol=_loss_atol(50.0))
+  # An anchor whose nearest other positive is its own identity's still counts as right.
+  same = np.array([0, 0], np.int32)
+  close = np.array([[1.0, 0.0], [0.9, 0.1]], np.float32)
+  assert float(univar_loss.pair_accuracy(close, close[::-1])) == 0.0
+  assert float(univar_loss.pair_accuracy(close, close[::-1], same)) == 1.0
+
+
 def test_one_directional_is_not_symmetric():
   anchors, positives = _pairs()
   forward = univar_loss.info_nce(anchors, positives)
@@ -84,23 +114,26 @@ def test_scale_invariance_and_accuracy():
 ])
 def test_sharded_equals_single_device(mesh_shape, symmetric, axis_type):
   anchors, positives = _pairs(batch=32)
+  identities = (np.arange(32) % 27).astype(np.int32)  # rows 27..31 repeat rows 0..4's
   loss_fn = functools.partial(univar_loss.info_nce, symmetric=symmetric)
   single_loss, single_grads = jax.jit(jax.value_and_grad(loss_fn, argnums=(0, 1)))(
-      anchors, positives)
+      anchors, positives, identities=identities)
 
   mesh = parallel.make_mesh(mesh_shape)  # Explicit axes, jax.make_mesh's default
   mesh = Mesh(mesh.devices, mesh.axis_names, axis_types=(axis_type,) * 3)
   sharding = parallel.batch_sharding(mesh)  # batch over ('data', 'fsdp')
   a = jax.device_put(anchors, sharding)
   p = jax.device_put(positives, sharding)
+  ids = jax.device_put(identities, parallel.batch_sharding(mesh, ndim=1))
   assert len(a.addressable_shards) == 8 and a.addressable_shards[0].data.shape == (4, 12)
   replicated = NamedSharding(mesh, PartitionSpec())
   step = jax.jit(jax.value_and_grad(loss_fn, argnums=(0, 1)),
                  out_shardings=(replicated, (sharding, sharding)))
-  sharded_loss, sharded_grads = step(a, p)
-  accuracy = jax.jit(univar_loss.pair_accuracy)(a, p)
+  sharded_loss, sharded_grads = step(a, p, identities=ids)
+  accuracy = jax.jit(univar_loss.pair_accuracy)(a, p, ids)
   # A count of rows over 32 (exact); its pairs are far from ties (noise 0.7 of the signal).
-  np.testing.assert_allclose(float(accuracy), float(univar_loss.pair_accuracy(anchors, positives)))
+  np.testing.assert_allclose(float(accuracy), float(univar_loss.pair_accuracy(
+      anchors, positives, identities)))
   # The partitioned program rounds in another order. Negatives kept on their own shard
   # (the bug this catches) move the loss by 0.17 and gradients by up to 0.69.
   np.testing.assert_allclose(float(sharded_loss), float(single_loss), rtol=0,

@@ -3,8 +3,9 @@
 Reads the QAs of every (LLM, language) identity, holds out a share of the questions,
 trains a pretrained sentence encoder with InfoNCE on pairs of views of one identity
 (the shared loop does sharding, checkpoints, resume and metrics), then evaluates
-single-QA identity probes for the trained encoder, the untrained one and TF-IDF, and
-draws the value map from the trained encoder's mean view embeddings.
+identity probes on single QAs and on views of m held-out QAs for the trained encoder,
+the untrained one and TF-IDF, and draws the value map from the trained encoder's mean
+view embeddings.
 """
 
 import json
@@ -35,6 +36,7 @@ SOURCES = ("euvalues", "speechmap", "univar_csv")
 SUMMARY_FILE = "univar_summary.json"
 # λ (max QAs per view) -> max tokens per view, as in the paper (the `paper` preset).
 PAPER_MAX_LENGTH = {1: 256, 5: 1024, 20: 2048, 80: 8192}
+_NO_LIMIT = 1 << 30  # a tokenizer truncation length that never cuts
 
 
 def read_qas(data: ml_collections.ConfigDict) -> list[data_lib.QA]:
@@ -63,44 +65,46 @@ def view_length(config) -> int:
 def prepare_qas(config) -> tuple[list[data_lib.QA], list[data_lib.QA], list[data_lib.QA]]:
   """(QAs that training views draw from, train QAs for the probes, test QAs).
 
-  Training views need identities with two disjoint views of up to λ QAs; smaller ones
-  are left out of training (with a warning) but still take part in the probes and the
-  map, which only embed single QAs and short views.
+  Independent views (the original) train on every identity. Disjoint views need 2λ QAs
+  per identity; smaller ones are then left out of training (with a warning) but still
+  take part in the probes and the map.
   """
   qas = read_qas(config.data)
   if not qas:
     raise DataError(f"data.source={config.data.source!r}: no usable QAs")
   train, test = data_lib.split_qas(qas, config.data.test_fraction, config.data.split_seed,
                                    unit=config.data.split_unit)
-  view_qas, dropped = views_lib.drop_small_identities(train, 2 * int(config.views.max_qas))
+  needed = views_lib.min_qas_for_training(int(config.views.max_qas), config.views.disjoint)
+  view_qas, dropped = views_lib.drop_small_identities(train, needed)
   if dropped:
     logging.warning("Not training on %d identities with fewer than %d train QAs (2 disjoint "
                     "views of up to λ=%d); the probes and the map still include them: %s",
-                    len(dropped), 2 * config.views.max_qas, config.views.max_qas,
-                    ", ".join(dropped))
+                    len(dropped), needed, config.views.max_qas, ", ".join(dropped))
   if not view_qas:
-    raise DataError(f"data.source={config.data.source!r}: no identity has the "
-                    f"{2 * config.views.max_qas} train QAs that two views of up to "
-                    f"λ={config.views.max_qas} QAs need; lower --config.views.max_qas")
+    raise DataError(f"data.source={config.data.source!r}: no identity has the {needed} "
+                    f"train QAs that two disjoint views of up to λ={config.views.max_qas} "
+                    "QAs need; lower --config.views.max_qas or set views.disjoint=False")
   with_train = {qa.identity for qa in train}
   test = [qa for qa in test if qa.identity in with_train]  # a probe cannot predict the rest
   return view_qas, train, test
 
 
 def resolve_steps(config, num_train_qas: int) -> int:
-  """train.steps, or `train.epochs` passes over the train QAs when epochs > 0.
+  """train.steps, or `train.epochs` epochs as the original counts them when epochs > 0.
 
-  One step reads 2 views per identity of (λ + 1) / 2 QAs on average, so an epoch (every
-  train QA seen once in expectation) is num_train_qas / (batch_size * (λ + 1)) steps.
+  The original's epoch is one pass over the QAs as anchors of a pair: floor(QAs /
+  global batch) steps (its data loader drops the last partial batch), whatever λ is.
   """
   if config.train.epochs and config.train.epochs > 0:
-    per_step = config.train.batch_size * (config.views.max_qas + 1)
-    return max(1, math.ceil(config.train.epochs * num_train_qas / per_step))
+    per_epoch = max(1, num_train_qas // int(config.train.batch_size))
+    return max(1, math.ceil(config.train.epochs * per_epoch))
   return int(config.train.steps)
 
 
-def make_loss_fn(module, logit_scale: float, symmetric: bool, dropout: bool):
-  """InfoNCE on the global batch, in the loop's sum convention (weight = pairs)."""
+def make_loss_fn(module, logit_scale: float, symmetric: bool, dropout: bool,
+                 mask_same_identity: bool):
+  """InfoNCE on the global batch, in the loop's sum convention (weight = pairs);
+  `mask_same_identity`: other rows of an anchor's identity are not its negatives."""
 
   def loss_fn(params, batch, rng):
     anchor_rng, positive_rng = jax.random.split(rng)
@@ -109,9 +113,11 @@ def make_loss_fn(module, logit_scale: float, symmetric: bool, dropout: bool):
     positives = encoder_lib.embed(module, params, batch["positive_input_tokens"],
                                   batch["positive_mask"], deterministic=not dropout,
                                   rng=positive_rng)
-    loss = loss_lib.info_nce(anchors, positives, logit_scale=logit_scale, symmetric=symmetric)
+    identities = batch["identity"] if mask_same_identity else None
+    loss = loss_lib.info_nce(anchors, positives, logit_scale=logit_scale, symmetric=symmetric,
+                             identities=identities)
     size = jnp.asarray(anchors.shape[0], jnp.float32)
-    correct = loss_lib.pair_accuracy(anchors, positives) * size  # summed, like the loss
+    correct = loss_lib.pair_accuracy(anchors, positives, identities) * size  # summed, as loss
     return loss * size, size, {"pair_accuracy": correct}
 
   return loss_fn
@@ -134,7 +140,8 @@ def make_batch_factory(sampler: views_lib.ViewSampler, tokenizer, length: int, p
       positive_ids, positive_mask = encoder_lib.tokenize(tokenizer, batch.positives, length,
                                                          pad_id)
       yield {"anchor_input_tokens": anchor_ids, "anchor_mask": anchor_mask,
-             "positive_input_tokens": positive_ids, "positive_mask": positive_mask}
+             "positive_input_tokens": positive_ids, "positive_mask": positive_mask,
+             "identity": batch.identity_ids}
       step += 1
 
   return make_batches
@@ -145,9 +152,34 @@ def _host_params(params):
   return jax.tree.map(parallel.global_to_host_local, params)
 
 
+def _linear_kwargs(config) -> dict:
+  probe = config.eval.linear
+  return dict(learning_rate=probe.learning_rate, batch_size=probe.batch_size,
+              epochs=probe.epochs)
+
+
+def view_probe_length(config) -> int:
+  """Tokens per view in the view-level probe: `eval.view_probe.max_length`, or the
+  training views' length when it is <= 0."""
+  length = int(config.eval.view_probe.max_length)
+  return length if length > 0 else view_length(config)
+
+
+def _truncated_share(raw_tokenizer, max_length: int):
+  """texts -> the share that `max_length` tokens would cut (specials included)."""
+  counter = encoder_lib.text_tokenizer(raw_tokenizer, _NO_LIMIT)
+
+  def share(texts) -> float:
+    return float(sum(len(e.ids) > max_length for e in counter.encode_batch(list(texts)))
+                 / max(1, len(texts)))
+
+  return share
+
+
 def evaluate(config, workdir: pathlib.Path, module, tokenizer, pad_id: int, trained_params,
              base_params, train, test) -> dict:
-  """Probes (trained, untrained, TF-IDF) -> univar_eval.json; value map -> PNGs, CSV, report."""
+  """Probes (trained, untrained, TF-IDF) on single QAs and on views of m QAs ->
+  univar_eval.json; value map -> PNGs, CSV, report."""
   from underrep_jax.univar import value_map  # umap / matplotlib: slow to import
   single = encoder_lib.Embedder(module, tokenizer, config.eval.max_length,
                                 config.eval.batch_size, pad_id)
@@ -155,13 +187,29 @@ def evaluate(config, workdir: pathlib.Path, module, tokenizer, pad_id: int, trai
   test_texts = [views_lib.render_qa(qa) for qa in test]
   train_labels = [qa.identity for qa in train]
   test_labels = [qa.identity for qa in test]
+  encoders = (("univar", trained_params), ("base", base_params))
   features = {}
-  for name, params in (("univar", trained_params), ("base", base_params)):
+  for name, params in encoders:
     features[name] = (single(params, train_texts, desc=f"{name} train QAs"),
                       single(params, test_texts, desc=f"{name} test QAs"))
   features["tfidf"] = probes.tfidf_features(train_texts, test_texts,
                                             max_features=config.eval.tfidf_max_features or None)
-  results = probes.evaluate(features, train_labels, test_labels, k=config.eval.k)
+  probe_options = dict(k=config.eval.k, metric=config.eval.knn_metric, seed=config.eval.seed,
+                       **_linear_kwargs(config))
+  results = probes.evaluate(features, train_labels, test_labels, **probe_options)
+
+  view_probe = config.eval.view_probe
+  if view_probe.qas_per_view:
+    length = view_probe_length(config)
+    embed = encoder_lib.Embedder(module, tokenizer, length, config.eval.batch_size, pad_id)
+    embedders = {name: (lambda texts, p=params, n=name: embed(p, texts, desc=f"{n} views"))
+                 for name, params in encoders}
+    results[value_map.VIEW_PROBE] = probes.view_level_probe(
+        train, test, embedders, qas_per_view=tuple(view_probe.qas_per_view),
+        train_views=view_probe.train_views, test_views=view_probe.test_views,
+        tfidf_max_features=config.eval.tfidf_max_features or None,
+        truncated_share=_truncated_share(tokenizer, length), **probe_options)
+    results[value_map.VIEW_PROBE]["max_length"] = length
 
   view_texts, view_labels = views_lib.identity_views(
       train, config.eval.views_per_identity, config.views.max_qas, seed=config.views.seed)
@@ -193,7 +241,8 @@ def probe_hook(config, module, tokenizer, pad_id: int, train, test) -> loop.Hook
     return probes.knn_probe(embedder(params, train_texts, desc="probe train QAs"),
                             [qa.identity for qa in train],
                             embedder(params, test_texts, desc="probe test QAs"),
-                            [qa.identity for qa in test], k=config.eval.k)
+                            [qa.identity for qa in test], k=config.eval.k,
+                            metric=config.eval.knn_metric)
 
   return loop.Hook(probe, every_n_steps=int(config.eval.probe_every), name="probe")
 
@@ -214,13 +263,19 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
 
   view_qas, train, test = prepare_qas(config)
   sampler = views_lib.ViewSampler(view_qas, config.train.batch_size, config.views.max_qas,
-                                  seed=config.views.seed,
+                                  seed=config.views.seed, sampling=config.views.sampling,
+                                  disjoint_views=config.views.disjoint,
                                   align_questions=config.views.align_questions)
   steps = resolve_steps(config, len(view_qas))
   logging.info("UniVaR on %s: %d identities (%d trained on), %d train / %d test QAs, λ=%d, "
-               "%d tokens per view, %d steps of %d identities x 2 views", config.data.source,
-               len({qa.identity for qa in train}), len(sampler.identities), len(train),
-               len(test), config.views.max_qas, length, steps, config.train.batch_size)
+               "%d tokens per view, %d steps of %d pairs (%s sampling, %s views)",
+               config.data.source, len({qa.identity for qa in train}), len(sampler.identities),
+               len(train), len(test), config.views.max_qas, length, steps,
+               config.train.batch_size, config.views.sampling,
+               "disjoint" if config.views.disjoint else "independent")
+  if steps <= config.optimizer.warmup_steps:
+    logging.warning("%d steps end within the %d warmup steps: the lr never reaches its peak",
+                    steps, config.optimizer.warmup_steps)
 
   raw_tokenizer = source.tokenizer()
   tokenizer = encoder_lib.text_tokenizer(raw_tokenizer, length)
@@ -232,7 +287,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   result = loop.train(
       config, str(workdir), init_params=init_params,
       loss_fn=make_loss_fn(module, config.loss.logit_scale, config.loss.symmetric,
-                           config.train.dropout),
+                           config.train.dropout, config.loss.mask_same_identity),
       make_batches=make_batch_factory(sampler, tokenizer, length, pad_id,
                                       topology.data_shard()),
       topology=topology, steps=steps, flops_per_token=flops,

@@ -6,6 +6,11 @@ similarities multiplied by a fixed logit scale (50, i.e. temperature 0.02, as in
 paper). The original loss is one-directional (anchors against positives);
 `symmetric=True` averages it with the positives-against-anchors direction.
 
+The original samples identities in proportion to their QA counts, so one identity can
+fill several rows of a batch, and its other views then count as negatives of its own
+anchor (false negatives). Given `identities` (one id per row), those pairs leave the
+softmax: the loss is then the original's wherever a batch holds distinct identities.
+
 Negatives span all devices by writing the loss in plain jnp over the global [B, D]
 arrays, called under `jax.jit` with the batch sharded over the mesh's data axes. With
 Auto mesh axes (what the train loop uses) the SPMD partitioner inserts the all-gather
@@ -57,15 +62,30 @@ def _all_pairs(a: jax.Array, p: jax.Array, logit_scale: float) -> jax.Array:
                                   precision=jax.lax.Precision.HIGHEST)
 
 
+def _false_negatives(identities: jax.Array | None, size: int) -> jax.Array | None:
+  """[B, B] True where row and column are different pairs of one identity."""
+  if identities is None:
+    return None
+  if identities.shape != (size,):
+    raise ValueError(f"expected identities of shape ({size},), got {identities.shape}")
+  own = jnp.arange(size)[:, None] == jnp.arange(size)[None, :]
+  return (identities[:, None] == _replicated(identities)[None, :]) & ~own
+
+
 def info_nce(anchors: jax.Array, positives: jax.Array,
-             logit_scale: float = DEFAULT_LOGIT_SCALE, symmetric: bool = False) -> jax.Array:
+             logit_scale: float = DEFAULT_LOGIT_SCALE, symmetric: bool = False,
+             identities: jax.Array | None = None) -> jax.Array:
   """Mean InfoNCE loss (a scalar) of a [B, D] batch of positive pairs, computed in float32.
 
-  The matched logits are computed row by row rather than read off the diagonal, which
-  would be a gather across shards.
+  `identities` ([B] ints): other rows of the same identity are not negatives (see the
+  module doc). The matched logits are computed row by row rather than read off the
+  diagonal, which would be a gather across shards.
   """
   a, p = _normalized(anchors, positives)
   logits = _all_pairs(a, p, logit_scale)
+  false_negatives = _false_negatives(identities, logits.shape[0])
+  if false_negatives is not None:
+    logits = jnp.where(false_negatives, -jnp.inf, logits)
   matched = logit_scale * jnp.sum(a * p, axis=1)
   loss = jnp.mean(jax.nn.logsumexp(logits, axis=1) - matched)
   if symmetric:
@@ -73,12 +93,17 @@ def info_nce(anchors: jax.Array, positives: jax.Array,
   return loss
 
 
-def pair_accuracy(anchors: jax.Array, positives: jax.Array) -> jax.Array:
-  """Fraction of anchors whose most similar positive is their own pair (a training metric)."""
+def pair_accuracy(anchors: jax.Array, positives: jax.Array,
+                  identities: jax.Array | None = None) -> jax.Array:
+  """Fraction of anchors whose most similar positive is their own pair (a training
+  metric); with `identities`, other views of the same identity do not compete."""
   a, p = _normalized(anchors, positives)
   logits = _all_pairs(a, p, 1.0)
   size = logits.shape[0]
   own = jnp.arange(size)[:, None] == jnp.arange(size)[None, :]
+  false_negatives = _false_negatives(identities, size)
+  if false_negatives is not None:
+    logits = jnp.where(false_negatives, -jnp.inf, logits)
   # The own pair is read off the same matrix (a masked sum, no gather across shards):
   # recomputing it as a row-wise dot product rounds differently, and when the views are
   # nearly collapsed (cosines ~0.99) that rounding alone decided many rows.

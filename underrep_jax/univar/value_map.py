@@ -4,7 +4,8 @@ An identity's point is the L2-normalised mean embedding of many of its views. Th
 a UMAP (umap-learn, cosine) of those points, coloured by language and labelled with the
 model names; a heatmap shows the identities' cosine similarities, grouped by language.
 Both are PNGs (matplotlib, Agg backend); the map's coordinates go to a CSV, and
-`report.md` holds the probe results in the paper's table shape with the chance level.
+`report.md` holds the probe results in the paper's table shape with the chance level,
+and the view-level probe (identity from a view of m held-out QAs) by m.
 """
 
 from collections.abc import Mapping, Sequence
@@ -19,16 +20,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from underrep_jax.univar.data import split_identity  # noqa: E402
-from underrep_jax.univar.probes import EVAL_FILE, METRICS  # noqa: E402
+from underrep_jax.univar.probes import EVAL_FILE, METRICS, TOP_K  # noqa: E402
 
 MAP_PNG = "value_map.png"
 HEATMAP_PNG = "identity_similarity.png"
 COORDS_CSV = "value_map.csv"
 REPORT_MD = "report.md"
 REPORT_ROWS = ("univar", "base", "tfidf")
+VIEW_PROBE = "view_probe"  # the view-level probe's key in the results
 _COLUMN_NAMES = {"knn_acc": "k-NN acc", "knn_weighted_f1": "k-NN weighted F1",
-                 "linear_acc@1": "Linear Acc@1", "linear_acc@5": "Linear Acc@5",
-                 "linear_acc@10": "Linear Acc@10"}
+                 **{f"linear_acc@{k}": f"Linear Acc@{k}" for k in TOP_K}}
+_VIEW_COLUMNS = ("knn_acc", "linear_acc@1", "linear_acc@5", "linear_acc@10")
 _MIN_IDENTITIES = 3
 
 
@@ -132,19 +134,44 @@ def _percent(value: float) -> str:
   return f"{100.0 * value:.2f}"
 
 
+def _feature_sets(results: Mapping) -> list[str]:
+  """univar/base/tfidf, then any other encoder's probe results, by name."""
+  names = [r for r in REPORT_ROWS if r in results]
+  return names + sorted(k for k, v in results.items()
+                        if isinstance(v, Mapping) and "knn_acc" in v and k not in names)
+
+
+def _chance(n: int) -> dict[str, float | None]:
+  return {"knn_acc": 1 / n, "knn_weighted_f1": None,
+          **{f"linear_acc@{k}": min(k / n, 1.0) for k in TOP_K}}
+
+
 def results_table(results: Mapping) -> str:
   """Markdown table: rows univar/base/tfidf (then any other encoders) and chance, in %."""
-  n = int(results["num_identities"])
-  names = [r for r in REPORT_ROWS if r in results]
-  names += sorted(k for k, v in results.items() if isinstance(v, Mapping) and k not in names)
+  chance = _chance(int(results["num_identities"]))
   lines = ["| Model | " + " | ".join(_COLUMN_NAMES[m] for m in METRICS) + " |",
            "|---" * (len(METRICS) + 1) + "|"]
-  for name in names:
+  for name in _feature_sets(results):
     lines.append(f"| {name} | " + " | ".join(_percent(results[name][m]) for m in METRICS) + " |")
-  chance = {"knn_acc": 1 / n, "knn_weighted_f1": None, "linear_acc@1": 1 / n,
-            "linear_acc@5": min(5 / n, 1.0), "linear_acc@10": min(10 / n, 1.0)}
   lines.append("| chance | " + " | ".join("–" if chance[m] is None else _percent(chance[m])
                                           for m in METRICS) + " |")
+  return "\n".join(lines)
+
+
+def view_probe_table(view_probe: Mapping, num_identities: int) -> str:
+  """Markdown table of the view-level probe: one row per (m, feature set), in %."""
+  lines = ["| QAs per view | Model | " + " | ".join(_COLUMN_NAMES[m] for m in _VIEW_COLUMNS)
+           + " | Views cut at max length |", "|---" * (len(_VIEW_COLUMNS) + 3) + "|"]
+  for size in view_probe["qas_per_view"]:
+    entry = view_probe["by_size"][str(size)]
+    for name in _feature_sets(entry):
+      cut = ("–" if name == "tfidf" or "truncated_share" not in entry
+             else _percent(entry["truncated_share"]))
+      lines.append(f"| {size} | {name} | " + " | ".join(
+          _percent(entry[name][m]) for m in _VIEW_COLUMNS) + f" | {cut} |")
+  chance = _chance(num_identities)
+  lines.append("| | chance | " + " | ".join(_percent(chance[m]) for m in _VIEW_COLUMNS)
+               + " | |")
   return "\n".join(lines)
 
 
@@ -159,6 +186,18 @@ def write_report(path: str | pathlib.Path, results: Mapping, title: str = "UniVa
   if "univar" in results and "base" in results and results["base"]["knn_acc"] > 0:
     ratio = results["univar"]["knn_acc"] / results["base"]["knn_acc"]
     text += [f"k-NN accuracy, trained / untrained encoder: {ratio:.2f}x.", ""]
+  if VIEW_PROBE in results:
+    probe = results[VIEW_PROBE]
+    capped = {size: probe["by_size"][str(size)]["capped_identities"]
+              for size in probe["qas_per_view"]}
+    text += ["Identity from a view of m QAs of held-out questions, in % (probes trained on "
+             f"{probe['train_views_per_identity']} views of m train QAs per identity, tested "
+             f"on {probe['test_views_per_identity']} views of m test QAs per identity; "
+             f"views embedded at up to {probe['max_length']} tokens):", "",
+             view_probe_table(probe, n), ""]
+    if any(capped.values()):
+      text += ["Identities with fewer than m QAs in a split (their views hold all they have): "
+               + ", ".join(f"m={m}: {c}" for m, c in capped.items()) + ".", ""]
   text += [f"![{name}]({name})" for name in figures]
   pathlib.Path(path).write_text("\n".join(text) + "\n", encoding="utf-8")
 

@@ -49,7 +49,7 @@ def make_train_step(loss_fn: losses.LossFn, tx: optax.GradientTransformation,
                     seed: int = 0) -> Callable:
   """Returns `step(state, batch) -> (state, metrics)`, jitted; the input state is donated.
 
-  `mesh` must have Auto axis types (see `loop.auto_mesh`).
+  `mesh` must have Auto axis types (see `parallel.auto_mesh`; `parallel.Topology` makes them).
   The batch is a dict of global arrays sharded over the batch axes. The dropout rng of
   each step is derived from `seed` and `state.step`, so a resumed run draws the same
   numbers. Metrics are replicated scalars: loss, the loss function's metrics (divided by

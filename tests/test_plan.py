@@ -28,8 +28,11 @@ SMALL = ("--config=configs/instructalign.py:tiny", "--config.model.scratch.hidde
          "--config.mesh.shape=(1,-1,1)")
 
 
-def run_plan(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+def run_plan(*args: str, timeout: int = 900, pythonpath: str | None = None
+             ) -> subprocess.CompletedProcess:
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", XLA_FLAGS="")
+  if pythonpath is not None:
+    env["PYTHONPATH"] = pythonpath
   return subprocess.run([sys.executable, "-m", "underrep_jax.plan", *args], cwd=REPO,
                         capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -87,9 +90,13 @@ def test_compiles_for_a_gpu_node_without_a_gpu():
   assert result.stdout.strip().splitlines()[-1] == "verdict: fits on h100x8"
 
 
-@pytest.mark.skipif(HAS_CUDA_PLUGIN, reason="the CUDA plugin is installed")
-def test_gpu_targets_without_the_cuda_plugin_say_what_to_install():
-  result = run_plan(*SMALL, "--target=h100x8", timeout=120)
+def test_gpu_targets_without_the_cuda_plugin_say_what_to_install(tmp_path):
+  # A plain `jax_plugins` package first on the path hides any installed plugin (they
+  # live in that namespace package), so this runs whether or not `.[cuda]` is there.
+  (tmp_path / "jax_plugins").mkdir()
+  (tmp_path / "jax_plugins" / "__init__.py").write_text("")
+  result = run_plan(*SMALL, "--target=h100x8", timeout=120,
+                    pythonpath=os.pathsep.join([str(tmp_path), *sys.path]))
   assert result.returncode == 2
   assert result.stderr.strip().splitlines()[-1] == (
       "underrep_jax.main: configuration error: --target=h100x8: GPU targets need jax's CUDA "

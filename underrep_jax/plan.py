@@ -155,10 +155,10 @@ class Attempt:
     return not self.out_of_memory and self.peak <= hbm_bytes
 
 
-def _model_source(config):
-  """The config's model, a Hub id read as its config.json alone (no weights fetched)."""
+def _with_local_model(config):
+  """`config` with a Hub id in model.path replaced by the folder of its config.json,
+  fetched alone (no weights); done once, before the compiles that each read it."""
   from underrep_jax.models import hub
-  from underrep_jax.models import runtime
   path = config.model.path
   if path and hub.is_hub_id(path):
     from huggingface_hub import hf_hub_download
@@ -171,6 +171,12 @@ def _model_source(config):
                               "directory with its config.json") from None
     config = copy.deepcopy(config)
     config.model.path = os.path.dirname(local)
+  return config
+
+
+def _model_source(config):
+  """The config's model (imported late: jax must not load before `choose_platforms`)."""
+  from underrep_jax.models import runtime
   return runtime.ModelSource.from_config(config.model)
 
 
@@ -334,6 +340,7 @@ def plan(config, target: Target, search_seconds: float) -> int:
     raise errors.ConfigError(f"config.job={config.get('job')!r}: plan builds the training "
                              f"step of the {' and '.join(PLANNED_JOBS)} jobs")
   devices = target_devices(target)
+  config = _with_local_model(config)
   from underrep_jax.jobs import instruct
   spec = instruct.train_spec(config, _model_source(config))
   batch_rows, length = next(iter(spec.batch_shapes.values()))[0]

@@ -15,6 +15,10 @@ from underrep_jax.models import runtime
 from underrep_jax.models import tokenizer as tokenizer_lib
 
 
+NO_MODEL = ("no model given: set --config.model.path to an HF directory, a training "
+            "workdir or a Hub id")
+
+
 def _require_tokenizer(path: pathlib.Path) -> pathlib.Path:
   if tokenizer_lib.find(path) is None:
     raise errors.ModelError(f"{path}: no {tokenizer_lib.looked_for()}; evaluation needs the "
@@ -25,16 +29,14 @@ def _require_tokenizer(path: pathlib.Path) -> pathlib.Path:
 def resolve(path, revision: str | None = None) -> pathlib.Path:
   """The HF directory for `path`; errors name what is missing."""
   if not str(path):
-    raise errors.ConfigError("no model given: set --config.model.path to an HF directory, a "
-                             "training workdir or a Hub id")
+    raise errors.ConfigError(NO_MODEL)
   return _require_tokenizer(runtime.resolve_path(path, revision))
 
 
 def source(model_config) -> runtime.ModelSource:
   """The runtime's source of a config's `model` section, checked to be promptable."""
   if not model_config.path:
-    raise errors.ConfigError("no model given: set --config.model.path to an HF directory, a "
-                             "training workdir or a Hub id")
+    raise errors.ConfigError(NO_MODEL)
   model_source = runtime.ModelSource.from_config(model_config)
   _require_tokenizer(model_source.path)
   return model_source

@@ -305,6 +305,16 @@ def special_ids(hf_config: dict[str, Any], tokenizer=None) -> SpecialIds:
                     decoder_start=_first_id(hf_config.get("decoder_start_token_id")))
 
 
+def checkpoint_ids(hf_config: dict[str, Any], source: pathlib.Path | None,
+                   tokenizer=None) -> SpecialIds:
+  """`special_ids` of a checkpoint: its tokenizer (`tokenizer()` if given, else read from
+  `source`) is loaded only when config.json names no pad or eos id and one is there."""
+  named = all(hf_config.get(k) is not None for k in ("pad_token_id", "eos_token_id"))
+  if named or source is None or _no_tokenizer(source):
+    return special_ids(hf_config)
+  return special_ids(hf_config, tokenizer() if tokenizer else load_tokenizer(source))
+
+
 @dataclasses.dataclass
 class PretrainedModel:
   """A loaded model: a family module, its parameters, config, tokenizer and ids.
@@ -335,10 +345,7 @@ class PretrainedModel:
   def ids(self) -> SpecialIds:
     """pad / eos / bos / decoder-start ids (`special_ids`), read from `hf_config` at each
     access; the tokenizer is read only when config.json names no pad or eos id."""
-    named = ("pad_token_id", "eos_token_id")
-    tokenizer = (None if all(self.hf_config.get(k) is not None for k in named)
-                 or self.source is None or _no_tokenizer(self.source) else self.tokenizer)
-    return special_ids(self.hf_config, tokenizer)
+    return checkpoint_ids(self.hf_config, self.source, lambda: self.tokenizer)
 
   def call(self, fn, *args):
     """`fn(params, *args)` (a jitted function) with the topology in context, so the

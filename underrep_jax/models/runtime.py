@@ -26,7 +26,6 @@ from underrep_jax import parallel
 from underrep_jax.models import hf
 from underrep_jax.models import hub
 from underrep_jax.models import registry
-from underrep_jax.models import tokenizer as tokenizer_lib
 
 
 def resolve_path(path, revision: str | None = None) -> pathlib.Path:
@@ -124,7 +123,4 @@ class ModelSource:
     """pad / eos / bos / decoder-start ids: config.json first, then the tokenizer's
     declared tokens (`hf.special_ids`), as `PretrainedModel.ids` reads them."""
     path = self._checkpoint()
-    config = hf.read_config(path)
-    named = all(config.get(k) is not None for k in ("pad_token_id", "eos_token_id"))
-    tokenizer = None if named or tokenizer_lib.find(path) is None else self.tokenizer()
-    return hf.special_ids(config, tokenizer)
+    return hf.checkpoint_ids(hf.read_config(path), path)

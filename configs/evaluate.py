@@ -1,4 +1,4 @@
-"""Zero-shot evaluation: rank classification by log-likelihood, and MT by generation.
+"""Zero-shot evaluation of registered SeqIO tasks: rank classification, and generation.
 
     python -m underrep_jax.main --config=configs/evaluate.py:tiny --workdir=runs/eval_tiny \
         --config.model.path=runs/ia_tiny
@@ -6,8 +6,14 @@
         --config.model.path=/ckpt/bloomz-560m
 
 `--config.model.path` is an HF directory (config.json, safetensors, tokenizer.json), the
-workdir of a training run (its export/ is used) or a Hub id. Outputs in the workdir: predictions.jsonl,
-metrics.json, report.md and one PNG per task.
+workdir of a training run (its export/ is used) or a Hub id. `--config.tasks` and
+`--config.mt_tasks` name registered SeqIO tasks or mixtures (`python -m underrep_jax.show
+--list`); a user's own are registered by the modules in `--config.task_modules` (README:
+"Evaluating your own task"). Classification tasks (which declare labels and prompts) are
+ranked by log-likelihood; other tasks are generated and scored with their metric_fns.
+`--config.mesh.shape` places the model (e.g. "(1,-1,1)": FSDP over every device); batches
+are split over the data-parallel devices and hosts. Outputs in the workdir (process 0):
+predictions.jsonl, translations.jsonl, metrics.json, report.md and one PNG per task.
 
 Presets:
   tiny  NusaX sentiment on ind/sun/jav (24 test examples each, 6 prompts) and NusaX-MT
@@ -37,20 +43,21 @@ def get_config(preset: str = "tiny") -> ml_collections.ConfigDict:
   # (model.revision pins a branch, tag or commit); model.dtype: the compute dtype.
   config.model = config_schema.model()
   config.mesh = config_schema.mesh()  # where the parameters live (one device by default)
+  config.task_modules = ""       # comma-separated modules imported first (they register tasks)
+  # Task or mixture names; a mixture reports its tasks together (one row per language).
   config.tasks = ("nusax_senti,nusatranslation_senti,nusaparagraph_emot,nusaparagraph_topic,"
                   "sib200_topic")
-  config.languages = ""          # comma-separated; default: every language of each task
+  config.languages = ""          # classification tasks of these languages; default: all
   config.split = "test"
   config.max_examples = 0        # per task and language; 0 = all
-  config.prompt_languages = "eng,ind"
+  config.prompt_languages = "eng,ind"  # the tasks' prompt variants in these languages
   config.scoring = "sum"         # sum (default) | mean | whole (see evaluation/scoring.py)
   config.batch_size = 16
   config.max_prompt_tokens = 512
-  config.mt_tasks = "nusax_mt,nusatranslation_mt"
-  config.mt_languages = ""       # default: every language of each MT dataset
-  config.mt_pivot = "ind"        # MT runs pivot->language and language->pivot
-  config.mt_max_examples = 0
-  config.mt_prompt_language = "eng"
+  config.mt_tasks = "nusax_mt,nusatranslation_mt"  # generation tasks (any names work)
+  config.mt_languages = ""       # translation directions to/from these; default: all
+  config.mt_pivot = "ind"        # directions pivot->language and language->pivot only
+  config.mt_max_examples = 0     # per generation task; 0 = all
   config.max_new_tokens = 64
   config.num_beams = 1           # 1: greedy
   config.seed = 0

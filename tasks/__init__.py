@@ -10,9 +10,10 @@ To register a mixture of your own, see the README ("Registering your own mixture
 
 from tasks import evaluation
 from tasks import instructalign
+from tasks import registry
 from tasks import replay
 
 evaluation.register_all()
 instructalign.register_all()
 
-__all__ = ["evaluation", "instructalign", "replay"]
+__all__ = ["evaluation", "instructalign", "registry", "replay"]

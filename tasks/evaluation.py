@@ -1,18 +1,22 @@
 """Evaluation tasks: every dataset x language (x direction for translation).
 
-Classification tasks are named `<dataset>_<lang>` (e.g. `nusax_senti_jav`,
-`sib200_topic_bjn`) and carry the first English prompt; the evaluation job re-prompts
-with all six variants from the raw `text`/`label` features kept in every example.
-Translation tasks are `<dataset>_<src>_<tgt>` (e.g. `nusax_mt_ind_jav`). Each dataset
-also has a mixture over all its languages, named after the dataset.
+The one table of what the evaluation job can evaluate. Classification tasks are named
+`<dataset>_<lang>` (e.g. `nusax_senti_jav`, `sib200_topic_bjn`) and declare their label
+set and all six prompt variants (3 English, 3 Indonesian; `data.eval_tasks`); training
+on one uses the first English prompt. Translation tasks are `<dataset>_<src>_<tgt>`
+(e.g. `nusax_mt_ind_jav`), generation tasks scored by chrF++ and BLEU. Each dataset also
+has a mixture over all its languages, named after the dataset.
 """
 
 import dataclasses
 import functools
 from collections.abc import Callable
 
+from absl import logging
 import seqio
 
+from underrep_jax import errors
+from underrep_jax.data import eval_tasks
 from underrep_jax.data import prompts
 from underrep_jax.data import readers
 from underrep_jax.data import seqio_pipeline as sp
@@ -40,6 +44,34 @@ CLASSIFICATION_DATASETS = (
     ClassificationDataset("sib200_topic", readers.sib200_topic, prompts.TOPIC, "sib200_topic"),
 )
 
+DATASETS_BY_NAME = {d.name: d for d in CLASSIFICATION_DATASETS}
+
+
+def classification_dataset(name: str) -> ClassificationDataset:
+  """The dataset behind a classification mixture name (`nusax_senti`), for jobs that
+  build their own prompts from its rows (X-ICL)."""
+  if name not in DATASETS_BY_NAME:
+    raise errors.ConfigError(f"unknown classification dataset {name!r}; known: "
+                             f"{', '.join(DATASETS_BY_NAME)}")
+  return DATASETS_BY_NAME[name]
+
+
+def dataset_languages(dataset: str, requested: list[str]) -> list[str]:
+  """The requested languages that `dataset` has (all of them when none are requested);
+  none left is an error, since an empty report would look like a result."""
+  available = readers.available_languages(dataset)
+  if not requested:
+    return available
+  skipped = [lang for lang in requested if lang not in available]
+  if skipped:
+    logging.warning("%s has no data for %s; skipped", dataset, ", ".join(skipped))
+  kept = [lang for lang in requested if lang in available]
+  if not kept:
+    raise errors.ConfigError(f"{dataset} has no data for the requested languages "
+                             f"{','.join(requested)!r}; it has: {', '.join(available)}")
+  return kept
+
+
 # Translation corpora: (dataset name, pair reader, pivots). Directions: pivot <-> each
 # other language of the corpus.
 TRANSLATION_DATASETS = (
@@ -47,7 +79,7 @@ TRANSLATION_DATASETS = (
     ("nusatranslation_mt", readers.nusatranslation_mt_pairs, ("ind",)),
 )
 
-CLASSIFICATION_FIELDS = ("id", "text", "label", "language")
+CLASSIFICATION_FIELDS = eval_tasks.CLASSIFICATION_FIELDS
 PAIR_FIELDS = ("id", "source", "target", "source_language", "target_language")
 
 
@@ -61,20 +93,13 @@ def translation_task_name(dataset: str, source: str, target: str) -> str:
 
 def register_classification(dataset: ClassificationDataset, language: str) -> str:
   name = classification_task_name(dataset.name, language)
-  if name in seqio.TaskRegistry.names():
-    return name
-  prompt = prompts.classification_prompts(dataset.task_type, dataset.verbalizer,
-                                          labels=readers.LABELS[dataset.name],
-                                          prompt_languages=(prompts.ENGLISH,))[0]
-  seqio.TaskRegistry.add(
-      name,
-      source=sp.rows_source(functools.partial(dataset.read, language), CLASSIFICATION_FIELDS),
-      preprocessors=[sp.classification_preprocessor(prompt, language),
-                     *sp.tokenize_preprocessors()],
-      output_features=sp.OUTPUT_FEATURES,
-      metric_fns=[metrics.classification_metrics],
-      shuffle_buffer_size=sp.SHUFFLE_BUFFER,
-  )
+  labels = readers.LABELS[dataset.name]
+  variants = prompts.classification_prompts(dataset.task_type, dataset.verbalizer,
+                                            labels=labels)
+  eval_tasks.register_classification(
+      name, sp.rows_source(functools.partial(dataset.read, language), CLASSIFICATION_FIELDS),
+      labels=labels, prompts=variants, language=language,
+      metric_fns=[metrics.classification_metrics])
   return name
 
 
@@ -84,13 +109,14 @@ def register_translation(dataset: str, read: Callable[[str, str, str], list[dict
   if name in seqio.TaskRegistry.names():
     return name
   seqio.TaskRegistry.add(
-      name,
+      name, task_cls=eval_tasks.TranslationTask,
       source=sp.rows_source(lambda split: read(source, target, split), PAIR_FIELDS),
       preprocessors=[sp.translation_preprocessor(source, target),
                      *sp.tokenize_preprocessors()],
       output_features=sp.OUTPUT_FEATURES,
       metric_fns=[metrics.translation_metrics],
       shuffle_buffer_size=sp.SHUFFLE_BUFFER,
+      source_language=source, target_language=target,
   )
   return name
 

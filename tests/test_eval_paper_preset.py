@@ -46,7 +46,7 @@ def test_paper_preset_is_what_the_job_scores_with(monkeypatch):
   config.tasks, config.languages, config.max_examples = "nusax_senti", "sun", 3
   monkeypatch.setattr(job.scoring, "Scorer", RecordingScorer)
   RecordingScorer.instances.clear()
-  records, _ = job.run_classification(config, model=None)
+  records, _ = job.run_classification(config, model=None, selection=job.select(config))
   (scorer,) = RecordingScorer.instances
   assert scorer.max_prompt_tokens == 1024
   assert {modes for modes, _, _ in scorer.calls} == {("whole",)}

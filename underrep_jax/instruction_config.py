@@ -56,6 +56,25 @@ def add_training_sections(config: ml_collections.ConfigDict) -> None:
   config.export = True        # WORKDIR/export/ (Hugging Face layout) at the end
   config.export_every = 0     # > 0: also every this many steps (replaced atomically), so a
                               # model can be evaluated while training goes on
+  config.eval = eval_section()
+
+
+def eval_section() -> ml_collections.ConfigDict:
+  """Evaluation during training (evaluation/in_training.py), written as eval/<name> to
+  metrics.jsonl and TensorBoard: rank classification on a validation split, and the token
+  loss on held-out batches of the training mixture (its validation split, no replay)."""
+  return ml_collections.ConfigDict(dict(
+      every=0,                  # > 0: every this many steps and at the end; 0: off
+      tasks="nusax_senti",      # registered classification tasks or mixtures
+      languages="",             # their languages; default: the job's seen languages
+                                # (instructalign's data.languages), else all
+      split="validation",
+      max_examples=32,          # per task and language; 0 = all
+      prompt_languages="eng",   # which of the tasks' prompt variants
+      batch_size=16,
+      max_prompt_tokens=256,
+      heldout_batches=4,        # validation batches for the held-out loss; 0 = none
+  ))
 
 
 def tiny(config: ml_collections.ConfigDict) -> None:

@@ -239,5 +239,7 @@ def initialize_distributed(coordinator_address: str | None = None,
     kwargs["num_processes"] = num_processes
   if process_id is not None:
     kwargs["process_id"] = process_id
+  if os.environ.get("JAX_PLATFORMS") == "cpu":  # CPU processes need a collectives backend
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
   logging.info("jax.distributed.initialize(%s)", kwargs)
   jax.distributed.initialize(**kwargs)

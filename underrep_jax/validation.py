@@ -60,29 +60,17 @@ def validate_training(config, num_devices: int | None = None) -> None:
 
 
 def validate_evaluation(config) -> None:
-  """Known tasks, and language filters that leave something to evaluate."""
+  """Registered tasks, and language filters that leave something to evaluate."""
+  import tasks  # registers the project's tasks (SeqIO and TensorFlow: evaluation jobs only)
   from underrep_jax.jobs import evaluate as evaluate_job
-  split = evaluate_job.split_list
   job = config.get("job")
   if job == "evaluate":
-    for field, known in (("tasks", evaluate_job.CLASSIFICATION_TASKS),
-                         ("mt_tasks", evaluate_job.MT_TASKS)):
-      unknown = [t for t in split(config.get(field) or "") if t not in known]
-      if unknown:
-        raise ConfigError(f"config.{field}: unknown task {unknown[0]!r}; known: "
-                          f"{', '.join(known)}")
-    if not split(config.get("tasks") or "") and not split(config.get("mt_tasks") or ""):
-      raise ConfigError("config.tasks and config.mt_tasks are both empty: nothing to evaluate")
-    for task in split(config.get("tasks") or ""):
-      evaluate_job.task_languages(task, config.get("languages") or "")
-    for task in split(config.get("mt_tasks") or ""):
-      evaluate_job.task_languages(task, config.get("mt_languages") or "")
+    tasks.registry.import_modules(config.get("task_modules") or "")
+    evaluate_job.select(config)
   elif job == "xicl":
-    task = config.get("query_task")
-    if task not in evaluate_job.CLASSIFICATION_TASKS:
-      raise ConfigError(f"config.query_task={task!r}: unknown task; known: "
-                        f"{', '.join(evaluate_job.CLASSIFICATION_TASKS)}")
-    evaluate_job.task_languages(task, config.get("query_languages") or "")
+    tasks.evaluation.classification_dataset(config.get("query_task"))
+    tasks.evaluation.dataset_languages(
+        config.get("query_task"), tasks.registry.split_names(config.get("query_languages")))
 
 
 def validate(config, num_devices: int | None = None) -> None:

@@ -142,6 +142,10 @@ class Prompt:
 
 
 def language_name(code: str, prompt_language: str) -> str:
+  """The language's name in the prompt language; a code outside the project's table (a
+  user's task) stands for itself."""
+  if code not in languages.LANGUAGES:
+    return code
   if prompt_language == INDONESIAN:
     return languages.indonesian_name(code)
   return languages.english_name(code)

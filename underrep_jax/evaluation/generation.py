@@ -130,7 +130,7 @@ class Generator:
     if num_beams < 1:
       raise ValueError(f"num_beams must be >= 1, got {num_beams}")
     self.model = model
-    self.batch_size = batch_size
+    self.batch_size = batching.round_up(batch_size, model.batch_multiple)
     self.max_prompt_tokens = max_prompt_tokens
     self.length_multiple = length_multiple
     self.pad = model.ids.pad
@@ -152,13 +152,14 @@ class Generator:
   def generate_ids(self, prompt_tokens: list[list[int]], desc: str = "generating"):
     """Generated ids per prompt, cut at (and without) EOS, in the prompts' order.
 
-    Prompts are batched in order of length, so a batch pads little.
+    Prompts are batched in order of length, so a batch pads little; on a topology each
+    batch is split over the data-parallel devices and hosts, as in `scoring.Scorer`.
     """
     out = [None] * len(prompt_tokens)
     for indices, ids, mask in batching.padded_batches(
         prompt_tokens, self.batch_size, self.length_multiple, self.max_prompt_tokens, self.pad,
         side="left", desc=desc):
-      tokens = np.asarray(self.model.call(self._fn, ids, mask))
+      tokens = self.model.call_batch(self._fn, (ids, mask))
       for i, row in zip(indices, tokens.tolist()):
         out[i] = row[:row.index(self.eos)] if self.eos in row else row
     return out

@@ -91,13 +91,15 @@ class Scorer:
 
   Prompts are batched in order of length, so a batch pads little, and shapes are bucketed
   (prompt length to a multiple of `length_multiple`, a fixed batch size) so a whole
-  evaluation compiles a handful of times; scores come back in the prompts' order.
+  evaluation compiles a handful of times; scores come back in the prompts' order. On a
+  topology each batch is split over the data-parallel devices and hosts (the batch size
+  is rounded up to a multiple of them), and every process gets every score.
   """
 
   def __init__(self, model, batch_size: int = 16, max_prompt_tokens: int = 512,
                length_multiple: int = 32):
     self.model = model
-    self.batch_size = batch_size
+    self.batch_size = batching.round_up(batch_size, model.batch_multiple)
     self.max_prompt_tokens = max_prompt_tokens
     self.length_multiple = length_multiple
     self.pad = model.ids.pad
@@ -138,8 +140,8 @@ class Scorer:
     for indices, ids, mask in batching.padded_batches(
         prompt_tokens, self.batch_size, self.length_multiple, self.max_prompt_tokens, self.pad,
         side="left", desc=desc):
-      out = self.model.call(lambda p, *a: self._fn(p, *a, with_prompt=with_prompt),
-                            ids, mask, label_ids, label_mask)
+      out = self.model.call_batch(lambda p, *a: self._fn(p, *a, with_prompt=with_prompt),
+                                  (ids, mask), label_ids, label_mask)
       label_sum[indices], prompt_sum[indices], prompt_count[indices] = (
           np.asarray(x, np.float64)[:len(indices)] for x in out)
     out = {}

@@ -1,67 +1,104 @@
-"""Zero-shot evaluation job: rank classification over 6 prompts, and MT by generation.
+"""Zero-shot evaluation job over registered SeqIO tasks and mixtures.
 
-Reads the test sets with `data.readers`, scores every label continuation with
-`evaluation.scoring` (prompt once per example, labels from its KV cache), generates
-translations with `evaluation.generation`, and writes the outputs of
-`evaluation.report` into the workdir.
+`config.tasks` and `config.mt_tasks` name tasks or mixtures (`tasks/evaluation.py`
+registers the project's; `config.task_modules` imports a user's). Each task is evaluated
+by what it declares (`data.eval_tasks`): a classification task by rank classification
+over its prompt variants (`evaluation.scoring`: prompt once per example, labels from its
+KV cache), any other task by generation (`evaluation.generation`) scored with the task's
+own `metric_fns`. The model sits on the job's mesh; batches are split over the
+data-parallel devices and hosts, and process 0 writes `evaluation.report`'s outputs.
 """
 
+import collections
 import pathlib
 
 from absl import logging
+import jax
 import numpy as np
+import seqio
 
+import tasks
+from underrep_jax import errors
 from underrep_jax import files
 from underrep_jax import parallel
-from underrep_jax.data import prompts as prompt_lib
-from underrep_jax.data import readers
+from underrep_jax.data import eval_tasks
 from underrep_jax.evaluation import generation
-from underrep_jax.evaluation import metrics as metric_lib
 from underrep_jax.evaluation import model_loading
 from underrep_jax.evaluation import report
 from underrep_jax.evaluation import scoring
 
-# task -> (reader(lang, split), prompt task type, verbalizer name)
-CLASSIFICATION_TASKS = {
-    "nusax_senti": (readers.nusax_sentiment, prompt_lib.SENTIMENT, "sentiment"),
-    "nusatranslation_senti": (readers.nusatranslation_sentiment, prompt_lib.SENTIMENT,
-                              "sentiment"),
-    "nusaparagraph_emot": (lambda l, s: readers.nusaparagraph("emot", l, s),
-                           prompt_lib.EMOTION, "emotion"),
-    "nusaparagraph_topic": (lambda l, s: readers.nusaparagraph("topic", l, s),
-                            prompt_lib.TOPIC, "nusaparagraph_topic"),
-    "sib200_topic": (readers.sib200_topic, prompt_lib.TOPIC, "sib200_topic"),
-}
-MT_TASKS = {"nusax_mt": readers.nusax_mt_pairs,
-            "nusatranslation_mt": readers.nusatranslation_mt_pairs}
+split_list = tasks.registry.split_names
 
 
-def split_list(text: str) -> list[str]:
-  return [s.strip() for s in text.split(",") if s.strip()]
+class Selection:
+  """The tasks one run evaluates, grouped under the names the config gave them.
+
+  A mixture's tasks report together under the mixture's name (`nusax_senti`: one row per
+  language); a task named on its own reports under its own name.
+  """
+
+  def __init__(self):
+    self.classification: dict[str, list[eval_tasks.ClassificationTask]] = {}
+    self.generation: dict[str, list[seqio.Task]] = {}
+
+  def add(self, group: str, task: seqio.Task) -> None:
+    kind = (self.classification if isinstance(task, eval_tasks.ClassificationTask)
+            else self.generation)
+    kind.setdefault(group, []).append(task)
+
+  def __bool__(self) -> bool:
+    return bool(self.classification or self.generation)
 
 
-def task_languages(dataset: str, requested: str) -> list[str]:
-  """The requested languages that `dataset` has (all of them when none are requested)."""
-  available = readers.available_languages(dataset)
-  if not requested:
-    return available
-  wanted = split_list(requested)
-  skipped = [lang for lang in wanted if lang not in available]
-  if skipped:
-    logging.warning("%s has no data for %s; skipped", dataset, ", ".join(skipped))
-  kept = [lang for lang in wanted if lang in available]
-  if not kept:  # an empty report would look like a result
-    from underrep_jax.errors import ConfigError
-    raise ConfigError(f"{dataset} has no data for the requested languages {requested!r}; "
-                      f"it has: {', '.join(available)}")
-  return kept
+def _keep_classification(task: eval_tasks.ClassificationTask, wanted: list[str]) -> bool:
+  return not wanted or task.language in wanted
 
 
-def head(rows: list, n: int) -> list:
-  return rows[:n] if n else rows
+def _keep_generation(task: seqio.Task, wanted: list[str], pivot: str) -> bool:
+  """Translation directions between the pivot and a wanted language; other generation
+  tasks always."""
+  if not isinstance(task, eval_tasks.TranslationTask):
+    return True
+  pair = (task.source_language, task.target_language)
+  if pivot and pivot not in pair:
+    return False
+  return not wanted or any(lang in wanted for lang in pair if lang != pivot)
 
 
-def score_rows(scorer: scoring.Scorer, task: str, rows: list[dict], prompt_variants,
+def select(config) -> Selection:
+  """The registered tasks of `config.tasks` and `config.mt_tasks`, filtered by language.
+
+  A name that leaves nothing after the filters is an error (an empty report would look
+  like a result), as is a language that no named task has.
+  """
+  selection = Selection()
+  languages, mt_languages = split_list(config.languages), split_list(config.mt_languages)
+  for field, names in (("config.tasks", config.tasks), ("config.mt_tasks", config.mt_tasks)):
+    for name in split_list(names):
+      subtasks = tasks.registry.tasks_of(name, field)
+      kept = [t for t in subtasks
+              if (_keep_classification(t, languages)
+                  if isinstance(t, eval_tasks.ClassificationTask)
+                  else _keep_generation(t, mt_languages, config.mt_pivot))]
+      if not kept:
+        have = sorted({getattr(t, "language", None) or getattr(t, "target_language", "?")
+                       for t in subtasks})
+        raise errors.ConfigError(
+            f"{field}: {name} has no task for the requested languages "
+            f"({config.languages or config.mt_languages!r}, pivot {config.mt_pivot!r}); "
+            f"its languages: {', '.join(have)}")
+      for task in kept:
+        selection.add(name, task)
+  named = {t.language for group in selection.classification.values() for t in group}
+  missing = [lang for lang in languages if lang not in named]
+  if missing and selection.classification:
+    logging.warning("no classification task for %s; skipped", ", ".join(missing))
+  if not selection:
+    raise errors.ConfigError("nothing to evaluate: config.tasks and config.mt_tasks are empty")
+  return selection
+
+
+def score_rows(scorer: scoring.Scorer, group: str, rows: list[dict], prompt_variants,
                mode: str) -> list[dict]:
   """One prediction record per example and prompt variant."""
   records = []
@@ -69,77 +106,104 @@ def score_rows(scorer: scoring.Scorer, task: str, rows: list[dict], prompt_varia
     labels = list(prompt.verbalizer)
     texts = [prompt.fill(r["text"], r["language"]) for r in rows]
     scores = scorer.score(texts, [prompt.answer(l) for l in labels], modes=(mode,),
-                          desc=f"{task}/{rows[0]['language']}/{prompt.name}")[mode]
+                          desc=f"{group}/{rows[0]['language']}/{prompt.name}")[mode]
     for row, row_scores in zip(rows, scores):
       records.append({
-          "id": row["id"], "task": task, "language": row["language"], "prompt": prompt.name,
+          "id": row["id"], "task": group, "language": row["language"], "prompt": prompt.name,
           "prompt_language": prompt.prompt_language,
           "scores": {l: float(s) for l, s in zip(labels, row_scores)},
           "prediction": labels[int(np.argmax(row_scores))], "gold": row["label"]})
   return records
 
 
-def run_classification(config, model) -> tuple[list[dict], dict]:
+def prompt_variants(task: eval_tasks.ClassificationTask, prompt_languages: list[str]) -> list:
+  """The task's prompts in the requested prompt languages (all of them if none match)."""
+  chosen = [p for p in task.prompts if not prompt_languages or p.prompt_language in prompt_languages]
+  return chosen or list(task.prompts)
+
+
+def run_classification(config, model, selection: Selection) -> tuple[list[dict], dict]:
+  if not selection.classification:
+    return [], {}
   scorer = scoring.Scorer(model, batch_size=config.batch_size,
                           max_prompt_tokens=config.max_prompt_tokens)
-  records, labels_by_task = [], {}
-  for task in split_list(config.tasks):
-    if task not in CLASSIFICATION_TASKS:
-      raise ValueError(f"unknown task {task!r} in config.tasks; known: "
-                       f"{', '.join(CLASSIFICATION_TASKS)}")
-    reader, task_type, verbalizer = CLASSIFICATION_TASKS[task]
-    labels_by_task[task] = list(readers.LABELS[task])
-    variants = prompt_lib.classification_prompts(
-        task_type, verbalizer, labels=readers.LABELS[task],
-        prompt_languages=tuple(split_list(config.prompt_languages)))
-    for lang in task_languages(task, config.languages):
-      rows = head(reader(lang, config.split), config.max_examples)
+  records, labels_by_group = [], {}
+  for group, group_tasks in selection.classification.items():
+    label_sets = {t.labels for t in group_tasks}
+    if len(label_sets) > 1:
+      raise errors.ConfigError(f"{group}: its tasks have different label sets; name them "
+                               "one by one in config.tasks")
+    labels_by_group[group] = list(group_tasks[0].labels)
+    for task in group_tasks:
+      rows = eval_tasks.examples(task, config.split, config.max_examples)
       if not rows:
-        raise ValueError(f"{task}/{lang}: no {config.split} examples to evaluate")
-      logging.info("%s/%s: %d examples x %d prompts", task, lang, len(rows), len(variants))
-      records += score_rows(scorer, task, rows, variants, config.scoring)
-  return records, labels_by_task
+        raise errors.DataError(f"{task.name}: no {config.split} examples to evaluate")
+      variants = prompt_variants(task, split_list(config.prompt_languages))
+      logging.info("%s: %d examples x %d prompts", task.name, len(rows), len(variants))
+      records += score_rows(scorer, group, rows, variants, config.scoring)
+  return records, labels_by_group
 
 
-def run_translation(config, model, workdir: pathlib.Path) -> dict:
-  tasks = split_list(config.mt_tasks)
-  if not tasks:
-    return {}
+def _postprocess(task: seqio.Task, texts: list[str], rows: list[dict], is_target: bool):
+  if task.postprocess_fn is None:
+    return texts
+  return [task.postprocess_fn(t, example=r, is_target=is_target) for t, r in zip(texts, rows)]
+
+
+def task_metrics(task: seqio.Task, targets: list, predictions: list) -> dict[str, float]:
+  """The task's own metric_fns, merged (SeqIO: metric_fn(targets, predictions) -> dict)."""
+  if not task.metric_fns:
+    raise errors.ConfigError(f"task {task.name} declares no metric_fns to score its "
+                             "generations with")
+  out = {}
+  for metric_fn in task.metric_fns:
+    out.update({k: float(v) for k, v in metric_fn(targets, predictions).items()})
+  return out
+
+
+def direction(task: seqio.Task) -> str:
+  if isinstance(task, eval_tasks.TranslationTask):
+    return f"{task.source_language}-{task.target_language}"
+  return task.name
+
+
+def run_generation(config, model, selection: Selection) -> tuple[dict, list[dict]]:
+  """({group: {direction or task: metrics}}, one output row per example)."""
+  if not selection.generation:
+    return {}, []
   generator = generation.Generator(
       model, batch_size=config.batch_size, max_new_tokens=config.max_new_tokens,
       num_beams=config.num_beams, greedy=config.num_beams == 1,
       max_prompt_tokens=config.max_prompt_tokens)
-  out = {}
-  rows = []
-  for task in tasks:
-    if task not in MT_TASKS:
-      raise ValueError(f"unknown MT task {task!r}; known: {', '.join(MT_TASKS)}")
-    out[task] = {}
-    for lang in task_languages(task, config.mt_languages):
-      if lang == config.mt_pivot:
-        continue
-      for src, tgt in ((config.mt_pivot, lang), (lang, config.mt_pivot)):
-        pairs = head(MT_TASKS[task](src, tgt, config.split), config.mt_max_examples)
-        if not pairs:
-          raise ValueError(f"{task}/{src}-{tgt}: no {config.split} pairs to translate")
-        prompts = [prompt_lib.fill_mt_prompt(p["source"], src, tgt,
-                                             config.mt_prompt_language) for p in pairs]
-        hyps = generator.generate(prompts, desc=f"{task}/{src}-{tgt}")
-        out[task][f"{src}-{tgt}"] = metric_lib.translation_metrics(
-            [p["target"] for p in pairs], hyps)
-        rows.extend({"id": p["id"], "task": task, "direction": f"{src}-{tgt}",
-                     "prediction": h, "gold": p["target"]} for p, h in zip(pairs, hyps))
-  files.write_jsonl(workdir / "translations.jsonl", rows)
-  return out
+  out, rows_out = collections.defaultdict(dict), []
+  for group, group_tasks in selection.generation.items():
+    for task in group_tasks:
+      rows = eval_tasks.examples(task, config.split, config.mt_max_examples)
+      if not rows:
+        raise errors.DataError(f"{task.name}: no {config.split} examples to generate for")
+      hyps = generator.generate([r["inputs"] for r in rows], desc=task.name)
+      targets = _postprocess(task, [r["targets"] for r in rows], rows, is_target=True)
+      predictions = _postprocess(task, hyps, rows, is_target=False)
+      out[group][direction(task)] = task_metrics(task, targets, predictions)
+      rows_out.extend({"id": r["id"], "task": task.name, "direction": direction(task),
+                       "prediction": h, "gold": r["targets"]} for r, h in zip(rows, hyps))
+  return dict(out), rows_out
 
 
 def run(config, workdir: str) -> None:
   workdir = pathlib.Path(workdir)
+  tasks.registry.import_modules(config.task_modules)
+  selection = select(config)
+  topology = parallel.Topology.from_config(config.mesh)
+  model = model_loading.source(config.model).load(topology)
+  records, labels_by_group = run_classification(config, model, selection)
+  translation, generations = run_generation(config, model, selection)
+  if jax.process_index() != 0:
+    return
   workdir.mkdir(parents=True, exist_ok=True)
-  model = model_loading.source(config.model).load(parallel.Topology.from_config(config.mesh))
-  records, labels_by_task = run_classification(config, model)
-  translation = run_translation(config, model, workdir)
-  report.write_all(workdir, records, labels_by_task, translation,
+  if generations:
+    files.write_jsonl(workdir / "translations.jsonl", generations)
+  report.write_all(workdir, records, labels_by_group, translation,
                    title=f"Zero-shot evaluation of {model.source}",
                    extra={"scoring": config.scoring})
   logging.info("wrote %s", workdir / "report.md")

@@ -10,8 +10,6 @@ InstructAlign (jobs/instructalign.py) is this job plus its choice of mixture.
 
 from collections.abc import Callable
 import dataclasses
-import difflib
-import importlib
 import pathlib
 import shutil
 from typing import Any
@@ -28,8 +26,10 @@ from underrep_jax import files
 from underrep_jax import models
 from underrep_jax import parallel
 from underrep_jax.data import corpus_vocab
+from underrep_jax.data import eval_tasks
 from underrep_jax.data import input_pipeline
 from underrep_jax.data import vocabularies
+from underrep_jax.evaluation import in_training
 from underrep_jax.models import hf
 from underrep_jax.models import runtime
 from underrep_jax.train import loop
@@ -37,35 +37,6 @@ from underrep_jax.train import losses
 from underrep_jax.train import metrics as metrics_lib
 
 SUMMARY_FILE = "instruct_summary.json"
-
-
-def import_task_modules(spec: str) -> None:
-  """Imports each comma-separated module of `config.task_modules` (they register tasks)."""
-  for name in [m.strip() for m in (spec or "").split(",") if m.strip()]:
-    try:
-      importlib.import_module(name)
-    except Exception as e:  # pylint: disable=broad-except
-      detail = " ".join(str(e).split()) or type(e).__name__
-      raise errors.ConfigError(
-          f"config.task_modules: cannot import {name!r} ({type(e).__name__}: {detail}); "
-          "it must be importable from PYTHONPATH or the current directory") from e
-
-
-def registered_mixture(name: str) -> str:
-  """`name` if SeqIO knows it as a task or mixture; otherwise a ConfigError listing the
-  closest registered names."""
-  known = sorted(set(seqio.MixtureRegistry.names()) | set(seqio.TaskRegistry.names()))
-  if not name:
-    raise errors.ConfigError("config.data.mixture is empty: name a registered SeqIO task "
-                             "or mixture (see `python -m underrep_jax.show --list`)")
-  if name not in known:
-    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
-    hint = (f"; close registered names: {', '.join(close)}" if close
-            else "; `python -m underrep_jax.show --list` lists the registered names")
-    raise errors.ConfigError(f"config.data.mixture={name!r}: no registered SeqIO task or "
-                             f"mixture of that name (import the module that registers it "
-                             f"with --config.task_modules){hint}")
-  return name
 
 
 def with_replay(data: ml_collections.ConfigDict, mixture: str, architecture: str) -> str:
@@ -165,16 +136,23 @@ def train_spec(config: ml_collections.ConfigDict, source: runtime.ModelSource,
 def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
   source = runtime.ModelSource.from_config(config.model)
-  import_task_modules(config.task_modules)
-  mixture = with_replay(config.data, registered_mixture(config.data.mixture),
-                        architecture_of(source))
-  train_on_mixture(config, workdir, mixture, source)
+  tasks.registry.import_modules(config.task_modules)
+  named = tasks.registry.require(config.data.mixture, "config.data.mixture")
+  mixture = with_replay(config.data, named, architecture_of(source))
+  train_on_mixture(config, workdir, mixture, source, heldout_mixture=named)
 
 
 def train_on_mixture(config: ml_collections.ConfigDict, workdir: str, mixture: str,
-                     source: runtime.ModelSource, summary_file: str = SUMMARY_FILE) -> dict:
+                     source: runtime.ModelSource, summary_file: str = SUMMARY_FILE,
+                     heldout_mixture: str | None = None,
+                     eval_languages: list[str] | None = None) -> dict:
   """Trains the model of `source` on the registered `mixture`, writes
-  WORKDIR/<summary_file> and, with config.export, WORKDIR/export; returns the summary."""
+  WORKDIR/<summary_file> and, with config.export, WORKDIR/export; returns the summary.
+
+  With `config.eval.every`, evaluates while training: classification tasks in
+  `config.eval.languages` (default `eval_languages`, else all) and the loss on held-out
+  batches of `heldout_mixture` (the mixture before replay).
+  """
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   topology = parallel.Topology.from_config(config.mesh)
@@ -199,6 +177,11 @@ def train_on_mixture(config: ml_collections.ConfigDict, workdir: str, mixture: s
 
     hooks.append(loop.Hook(export_hook, every_n_steps=int(config.export_every),
                            name="export"))
+  if config.eval.every:
+    hooks.append(loop.Hook(
+        eval_hook_fn(config, spec, source, vocab, topology, heldout_mixture or mixture,
+                     eval_languages),
+        every_n_steps=int(config.eval.every), at_end=True, name="eval"))
   result = loop.train(config, str(workdir), init_params=spec.init_params,
                       loss_fn=spec.loss_fn, make_batches=make_batches, topology=topology,
                       flops_per_token=spec.flops_per_token,
@@ -216,6 +199,46 @@ def train_on_mixture(config: ml_collections.ConfigDict, workdir: str, mixture: s
   files.write_json(workdir / summary_file, summary)
   logging.info("Done: %s", summary)
   return summary
+
+
+def eval_hook_fn(config, spec: TrainSpec, source: runtime.ModelSource, vocab,
+                 topology: parallel.Topology, heldout_mixture: str,
+                 default_languages: list[str] | None):
+  """The `eval` hook's function: its tasks and held-out batches are read once, here."""
+  evaluation = config.eval
+  wanted = tasks.registry.split_names(evaluation.languages) or default_languages or []
+  named = [(name, task) for name in tasks.registry.split_names(evaluation.tasks)
+           for task in tasks.registry.tasks_of(name, "config.eval.tasks")
+           if isinstance(task, eval_tasks.ClassificationTask)
+           and (not wanted or task.language in wanted)]
+  if tasks.registry.split_names(evaluation.tasks) and not named:
+    raise errors.ConfigError(f"config.eval.tasks={evaluation.tasks!r} has no classification "
+                             f"task in the languages {', '.join(wanted)}")
+  sets = in_training.classification_sets(named, evaluation.split, evaluation.max_examples,
+                                         tasks.registry.split_names(evaluation.prompt_languages))
+  heldout = []
+  if evaluation.heldout_batches:
+    heldout_config = dataclasses.replace(spec.input_config, mixture=heldout_mixture,
+                                         split=evaluation.split)
+    try:
+      for batch in input_pipeline.batches(heldout_config, 0, *topology.data_shard(),
+                                          num_epochs=1):
+        heldout.append(batch)
+        if len(heldout) == evaluation.heldout_batches:
+          break
+    except (ValueError, KeyError) as e:
+      raise errors.ConfigError(f"config.eval.heldout_batches: {heldout_mixture} has no "
+                               f"usable {evaluation.split!r} split ({e}); set "
+                               "--config.eval.heldout_batches=0") from None
+    if not heldout:
+      raise errors.ConfigError(f"config.eval.heldout_batches: {heldout_mixture}'s "
+                               f"{evaluation.split!r} split fills no batch of "
+                               f"{spec.input_config.global_batch_size}")
+  return in_training.hook_fn(
+      module=spec.module, vocabulary=vocab, topology=topology, sets=sets,
+      batch_size=evaluation.batch_size, max_prompt_tokens=evaluation.max_prompt_tokens,
+      loss_fn=spec.loss_fn, heldout_batches=heldout,
+      hf_config=hf.read_config(source.path) if source.path else None)
 
 
 def export(source: runtime.ModelSource, module, params, vocab,

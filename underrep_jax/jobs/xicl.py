@@ -15,6 +15,7 @@ import pathlib
 from absl import logging
 import numpy as np
 
+import tasks
 from underrep_jax import files
 from underrep_jax import parallel
 from underrep_jax.data import prompts as prompt_lib
@@ -24,9 +25,9 @@ from underrep_jax.evaluation import report
 from underrep_jax.evaluation import retrieval
 from underrep_jax.evaluation import scoring
 from underrep_jax.evaluation import xicl
-from underrep_jax.jobs import evaluate as evaluate_job
 
 CROSS_POOLS = ("eng", "ind")
+split_list = tasks.registry.split_names
 
 
 def _read_splits(reader, language: str, splits: list[str]) -> list[dict]:
@@ -38,12 +39,12 @@ def _read_splits(reader, language: str, splits: list[str]) -> list[dict]:
 
 def _pool(config, language: str, labels) -> tuple[list[dict], str]:
   """(labelled exemplar pool, its language)."""
-  splits = evaluate_job.split_list(config.pool_split)
+  splits = split_list(config.pool_split)
   if config.pool_language == "mono":
-    reader = evaluate_job.CLASSIFICATION_TASKS[config.query_task][0]
+    reader = tasks.evaluation.classification_dataset(config.query_task).read
     rows, pool_language = _read_splits(reader, language, splits), language
   elif config.pool_language in CROSS_POOLS:
-    reader = evaluate_job.CLASSIFICATION_TASKS[config.pool_task][0]
+    reader = tasks.evaluation.classification_dataset(config.pool_task).read
     rows = _read_splits(reader, config.pool_language, splits)
     pool_language = config.pool_language
   else:
@@ -65,7 +66,7 @@ def _query_alignment(config, lang: str, source_language: str, texts: list[str],
   """(alignment lines per query, corpus): pairs retrieved on the local-language side."""
   corpus = xicl.alignment_source(lang, xicl.parse_map(config.alignment_sources))
   pairs = xicl.alignment_pairs(lang, source_language, corpus,
-                               evaluate_job.split_list(config.alignment_split))
+                               split_list(config.alignment_split))
   hits = _retriever(config, config.alignment_retrieval, [p["target"] for p in pairs],
                     encoder).retrieve(texts, config.alignment_k, skip_identical=True)
   return [xicl.query_alignment_lines([(pairs[i]["target"], pairs[i]["source"]) for i in idx],
@@ -89,10 +90,9 @@ def paper_table(summary: dict, prompt_names: list[str]) -> str:
 def run(config, workdir: str) -> None:
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  if config.query_task not in evaluate_job.CLASSIFICATION_TASKS:
-    raise ValueError(f"unknown query_task {config.query_task!r}")
-  variants = evaluate_job.split_list(config.label_variants)
-  positions = evaluate_job.split_list(config.query_alignment)
+  dataset = tasks.evaluation.classification_dataset(config.query_task)
+  variants = split_list(config.label_variants)
+  positions = split_list(config.query_alignment)
   for position in positions:
     if position not in xicl.QUERY_ALIGNMENTS:
       raise ValueError(f"query_alignment {position!r}: known {', '.join(xicl.QUERY_ALIGNMENTS)}")
@@ -105,7 +105,7 @@ def run(config, workdir: str) -> None:
   model = model_loading.source(config.model).load(parallel.Topology.from_config(config.mesh))
   scorer = scoring.Scorer(model, batch_size=config.batch_size,
                           max_prompt_tokens=config.max_prompt_tokens)
-  _, task_type, verbalizer_name = evaluate_job.CLASSIFICATION_TASKS[config.query_task]
+  verbalizer_name = dataset.verbalizer
   labels = list(readers.LABELS[config.query_task])
   encoder = None
   if "dense" in methods:  # one encoder for exemplars and alignment pairs, as the paper
@@ -113,10 +113,10 @@ def run(config, workdir: str) -> None:
   explicit_targets = xicl.parse_map(config.target_labels)
   records = []
   corpora = {}
-  langs = evaluate_job.task_languages(config.query_task, config.query_languages)
+  langs = tasks.evaluation.dataset_languages(config.query_task, split_list(config.query_languages))
   for lang in langs:
-    reader = evaluate_job.CLASSIFICATION_TASKS[config.query_task][0]
-    queries = evaluate_job.head(reader(lang, config.split), config.max_examples)
+    queries = dataset.read(lang, config.split)
+    queries = queries[:config.max_examples] if config.max_examples else queries
     if not queries:
       raise ValueError(f"{config.query_task}/{lang}: no {config.split} queries")
     pool, pool_language = _pool(config, lang, labels)
@@ -137,7 +137,7 @@ def run(config, workdir: str) -> None:
     for variant, position in itertools.product(variants, positions):
       shot_words, candidate_words, with_alignment = xicl.label_words(variant, source_words,
                                                                      target_words)
-      instruction = xicl.instruction(task_type, list(candidate_words.values()),
+      instruction = xicl.instruction(dataset.task_type, list(candidate_words.values()),
                                      config.prompt_language)
       alignment_line = (xicl.label_alignment_line(source_words, target_words, lang,
                                                   config.prompt_language)

@@ -13,6 +13,11 @@ import numpy as np
 import tqdm
 
 
+def round_up(value: int, multiple: int) -> int:
+  """`value` rounded up to a multiple of `multiple` (a batch over data-parallel devices)."""
+  return max(1, -(-int(value) // int(multiple))) * int(multiple)
+
+
 def bucket_length(longest: int, multiple: int, cap: int | None = None) -> int:
   """`longest` rounded up to a multiple of `multiple` (at least one), at most `cap`."""
   length = max(1, -(-longest // multiple)) * multiple

@@ -356,6 +356,37 @@ class PretrainedModel:
     with self.topology.context():
       return fn(self.params, *args)
 
+  @property
+  def batch_multiple(self) -> int:
+    """Rows a batch must be a multiple of: how many ways the topology splits a batch."""
+    return 1 if self.topology is None else self.topology.data_parallel_size
+
+  def call_batch(self, fn, batch, *args):
+    """`fn(params, *batch, *args)` on a batch split over the data-parallel devices.
+
+    Every process passes the same whole `batch` (arrays with the batch first, rows a
+    multiple of `batch_multiple`) and places only its own rows; `args` (numpy, the same
+    everywhere) are replicated. The outputs (batch-major) come back whole, as numpy, on
+    every process, so each can continue with the same host code.
+    """
+    if self.topology is None:
+      return jax.tree.map(np.asarray, self.call(fn, *batch, *args))
+    rows = {np.shape(x)[0] for x in batch}
+    if len(rows) != 1 or rows.pop() % self.batch_multiple:
+      raise ValueError(f"batch rows {[np.shape(x)[0] for x in batch]} must be equal and a "
+                       f"multiple of the {self.batch_multiple} data-parallel devices")
+    index, count = self.topology.data_shard()
+
+    def own_rows(x):
+      x = np.asarray(x)
+      n = x.shape[0] // count
+      return x[index * n:(index + 1) * n]
+
+    placed = [self.topology.to_global(own_rows(x)) for x in batch]
+    with self.topology.context():
+      out = fn(self.params, *placed, *[np.asarray(a) for a in args])
+    return jax.tree.map(parallel.global_to_host_local, out)
+
   @functools.cached_property
   def _logits_fn(self):
     if self.kind == "decoder":

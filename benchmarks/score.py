@@ -5,7 +5,10 @@ original code did), on the same tiny random BLOOM and the same 400 NusaX example
     python benchmarks/score.py
 
 Both are warmed up on one batch first (JAX compilation is not timed). Prints examples/s
-for both and, on the last line, `ratio=X.XX` (ours / torch).
+for both and, on the last line, `ratio=X.XX` (ours / torch). The same scoring is also
+timed with the batch split over 8 devices (`--devices`, simulated CPU devices here:
+they share the host's cores, so the figure shows what sharding costs, not a speed-up),
+on the line `devices_ratio=X.XX` (8 devices / 1).
 """
 
 import argparse
@@ -14,6 +17,10 @@ import tempfile
 import time
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+_DEVICES = 8
+if "--xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                             f" --xla_force_host_platform_device_count={_DEVICES}").strip()
 
 import numpy as np  # noqa: E402
 
@@ -46,9 +53,12 @@ def main() -> None:
   parser.add_argument("--batch_size", type=int, default=16)
   parser.add_argument("--hidden_size", type=int, default=256)
   parser.add_argument("--layers", type=int, default=4)
+  parser.add_argument("--devices", type=int, default=_DEVICES,
+                      help="data-parallel devices of the sharded run")
   args = parser.parse_args()
 
   import torch
+  from underrep_jax import parallel
   from underrep_jax.data import prompts as prompt_lib
   from underrep_jax.data import readers
   from underrep_jax.evaluation import model_loading, scoring, testing
@@ -75,12 +85,23 @@ def main() -> None:
     t0 = time.perf_counter()
     torch_out = torch_scores(torch_model, prompt_tokens, label_tokens, args.batch_size, pad)
     torch_time = time.perf_counter() - t0
+
+    sharded = model_loading.load(tmp, topology=parallel.Topology.create((args.devices, 1, 1)))
+    sharded_scorer = scoring.Scorer(sharded, batch_size=args.batch_size)
+    sharded_scorer.score_ids(prompt_tokens, label_tokens, ("sum",))
+    t0 = time.perf_counter()
+    sharded_out = sharded_scorer.score_ids(prompt_tokens, label_tokens, ("sum",))["sum"]
+    sharded_time = time.perf_counter() - t0
   diff = float(np.max(np.abs(ours_out - torch_out)))
+  sharded_diff = float(np.max(np.abs(ours_out - sharded_out)))
   ours_rate, torch_rate = len(rows) / ours_time, len(rows) / torch_time
   print(f"examples={len(rows)} labels={len(label_tokens)} torch_threads={torch.get_num_threads()}"
         f" max|ours-torch|={diff:.2e}")
   print(f"ours:  {ours_rate:.1f} examples/s")
   print(f"torch: {torch_rate:.1f} examples/s")
+  print(f"ours on {args.devices} devices: {len(rows) / sharded_time:.1f} examples/s "
+        f"(max|8 devices - 1|={sharded_diff:.2e})")
+  print(f"devices_ratio={ours_time / sharded_time:.2f}")
   print(f"ratio={ours_rate / torch_rate:.2f}")
 
 

@@ -195,6 +195,10 @@ def test_token_ids_outside_the_vocabulary_are_refused(tiny_lm):
   assert str(info.value) == (
       f"{tiny_lm.source}: nusax_senti/sun/p1 example 1 has token id {size} outside the "
       f"model's vocabulary of {size}; the tokenizer does not belong to this model")
+  from underrep_jax.evaluation import generation
+  generator = generation.Generator(tiny_lm, batch_size=2, max_new_tokens=2)
+  with pytest.raises(errors.ModelError, match=rf"mt prompt 0 has token id {size + 1} outside"):
+    generator.generate_ids([[size + 1]], desc="mt")
 
 
 def test_non_finite_scores_are_refused_and_predictions_stay_json(tiny_lm, tmp_path):

@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -56,6 +58,22 @@ def test_user_csv_task_evaluates_from_its_module(tmp_path):
   metrics = json.loads((workdir / "metrics.json").read_text())
   assert set(metrics["my_reviews"]["jav"]["prompts"]) == {"eng0", "eng1"}
   assert "my_reviews" in (workdir / "report.md").read_text()
+
+
+def test_show_lists_and_prints_a_user_task(tmp_path):
+  _write_csv(tmp_path / "reviews.csv", REVIEWS)
+  (tmp_path / "my_tasks.py").write_text(MODULE.format(path=str(tmp_path / "reviews.csv")))
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+      p for p in (str(tmp_path), str(launcher.REPO), os.environ.get("PYTHONPATH")) if p))
+  run = lambda *args: subprocess.run(
+      [sys.executable, "-m", "underrep_jax.show", "--task_modules=my_tasks", *args],
+      capture_output=True, text=True, env=env, cwd=launcher.REPO, timeout=300)
+  listed = run("--list", "--filter=my_")
+  assert listed.returncode == 0, listed.stderr[-2000:]
+  assert "my_reviews" in listed.stdout.splitlines()
+  shown = run("my_reviews", "--split=test", "-n", "1")
+  assert shown.returncode == 0, shown.stderr[-2000:]
+  assert "Review in Javanese: Film iki apik banget" in shown.stdout
 
 
 def test_unknown_task_module_and_name_are_one_line(tmp_path):

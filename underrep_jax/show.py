@@ -1,8 +1,11 @@
 """See what the model sees: list SeqIO tasks and mixtures, or print their examples.
 
-    python -m underrep_jax.show --list [--filter=nusax]
+    python -m underrep_jax.show --list [--filter=nusax] [--task_modules=my_tasks]
     python -m underrep_jax.show instructalign_pair_xss_flores_eng -n 5 [--split=train]
         [--vocab=PATH_TO_TOKENIZER_DIR_OR_SPM_MODEL] [--data_dir=DIR] [--seed=0]
+
+`--task_modules` imports a user's modules first (they register tasks and mixtures), as
+the jobs' `config.task_modules` does.
 
 Examples are fully preprocessed (prompt, noise, tokenization, EOS) and decoded back to
 text with the vocabulary, so what is printed is exactly what a model would be fed.
@@ -24,6 +27,8 @@ _VOCAB = flags.DEFINE_string("vocab", "", "Tokenizer: an HF directory with token
                              "a SentencePiece .model file (default: UTF-8 bytes).")
 if "debug" not in flags.FLAGS:  # main.py defines it too (the inspect_data job imports us)
   flags.DEFINE_bool("debug", False, "Full tracebacks instead of one-line errors.")
+_TASK_MODULES = flags.DEFINE_string("task_modules", "", "Comma-separated modules to import "
+                                    "first (they register a user's tasks and mixtures).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data directory (default: $UNDERREP_DATA_DIR, "
                                 "else download from the upstream repositories).")
 
@@ -107,6 +112,9 @@ def _main(argv: list[str]) -> None:
     sources.set_data_dir(_DATA_DIR.value)
   if _VOCAB.value:
     vocabularies.set_active(vocabularies.load(_VOCAB.value))
+  if _TASK_MODULES.value:
+    import tasks
+    tasks.registry.import_modules(_TASK_MODULES.value, field="--task_modules")
   if _LIST.value:
     task_names, mixture_names = list_names(_FILTER.value)
     print(f"# {len(task_names)} tasks")

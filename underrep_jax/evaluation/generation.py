@@ -155,6 +155,7 @@ class Generator:
     Prompts are batched in order of length, so a batch pads little; on a topology each
     batch is split over the data-parallel devices and hosts, as in `scoring.Scorer`.
     """
+    model_loading.check_token_ids(self.model, {"prompt": prompt_tokens}, desc)
     out = [None] * len(prompt_tokens)
     for indices, ids, mask in batching.padded_batches(
         prompt_tokens, self.batch_size, self.length_multiple, self.max_prompt_tokens, self.pad,

@@ -51,3 +51,19 @@ def load(path, dtype: str = "float32", revision: str | None = None,
 def encode(model: hf.PretrainedModel, texts) -> list[list[int]]:
   """Token ids without special tokens (prompt and answer are joined by us)."""
   return model.tokenizer.encode_ids(texts)
+
+
+def check_token_ids(model, rows_by_kind: dict, desc: str) -> None:
+  """Ids past the embedding table would be clamped by XLA's gather, not refused: a
+  tokenizer that does not belong to the model is one clear error instead."""
+  size = (getattr(model, "hf_config", None) or {}).get("vocab_size")
+  if not size:
+    return
+  name = str(getattr(model, "source", None) or getattr(model, "family", "the model"))
+  for kind, rows in rows_by_kind.items():
+    for i, row in enumerate(rows):
+      bad = [t for t in row if not 0 <= int(t) < size]
+      if bad:
+        raise errors.ModelError(f"{name}: {desc} {kind} {i} has token id {bad[0]} outside "
+                                f"the model's vocabulary of {size}; the tokenizer does not "
+                                "belong to this model")

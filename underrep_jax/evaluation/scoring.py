@@ -130,7 +130,8 @@ class Scorer:
 
   def score_ids(self, prompt_tokens, label_tokens, modes=MODES, desc="scoring"):
     """`score` on token ids: {mode: [prompts, labels]}, in the prompts' order."""
-    _check_token_ids(self.model, prompt_tokens, label_tokens, desc)
+    model_loading.check_token_ids(self.model, {"example": prompt_tokens,
+                                                "answer": label_tokens}, desc)
     label_len = max(len(t) for t in label_tokens)
     label_ids, label_mask = batching.pad_rows(label_tokens, label_len, self.pad)
     label_count = label_mask.sum(-1).astype(np.float64)
@@ -161,21 +162,6 @@ class Scorer:
 
 def _model_name(model) -> str:
   return str(getattr(model, "source", None) or getattr(model, "family", "the model"))
-
-
-def _check_token_ids(model, prompt_tokens, label_tokens, desc: str) -> None:
-  """Ids past the embedding table would be clamped by XLA's gather, not refused."""
-  from underrep_jax.errors import ModelError
-  size = (getattr(model, "hf_config", None) or {}).get("vocab_size")
-  if not size:
-    return
-  for kind, rows in (("example", prompt_tokens), ("answer", label_tokens)):
-    for i, row in enumerate(rows):
-      bad = [t for t in row if not 0 <= int(t) < size]
-      if bad:
-        raise ModelError(f"{_model_name(model)}: {desc} {kind} {i} has token id {bad[0]} "
-                         f"outside the model's vocabulary of {size}; the tokenizer does not "
-                         "belong to this model")
 
 
 def _check_finite_scores(model, scores: dict, desc: str) -> None:

@@ -18,7 +18,8 @@ JOBS = [("instructalign.py", ("tiny", "bloomz-560m", "bloomz-1b1", "mt0-base")),
         ("instruct.py", ("tiny", "bloomz-560m")),
         ("evaluate.py", ("tiny", "full", "paper")),
         ("xicl.py", ("tiny", "paper")),
-        ("univar.py", ("tiny", "paper"))]
+        ("univar.py", ("tiny", "paper")),
+        ("univar_place.py", ("tiny", "paper"))]
 TRAINING = ("instructalign.py", "instruct.py", "univar.py")
 
 
@@ -49,6 +50,8 @@ def test_every_job_has_the_declared_sections(name, presets):
     # The same model section everywhere: every declared field, and no other.
     assert set(config.model) == set(config_schema.model()), (name, preset)
     assert set(config.mesh) == set(config_schema.mesh()), (name, preset)
+    if "translator" in config:  # a second model section, the same fields
+      assert set(config.translator) == set(config_schema.model()), (name, preset)
     if name in TRAINING:
       assert set(config_schema.train()) <= set(config.train), (name, preset)
       assert set(config.optimizer) == set(config_schema.optimizer()), (name, preset)

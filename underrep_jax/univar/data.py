@@ -462,6 +462,85 @@ def read_speechmap(*, max_answer_words: int | None = 256,
   return qas
 
 
+# --- Question sets (asking a new LLM) -----------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Question:
+  """One value-eliciting question to ask, in the language it is written in."""
+  qid: str
+  question: str
+  language: str = "eng"
+
+
+QUESTION_CSV_COLUMNS = ("qid", "question")  # and optionally "lang" (default eng)
+
+
+def render_scale(scale: Mapping[int, str]) -> str:
+  """"1 (Very important), 2, 8 (Don't know)": a response scale as an answer hint."""
+  return ", ".join(f"{code} ({label})" if label else str(code) for code, label in scale.items())
+
+
+def euvalues_questions() -> list[Question]:
+  """The gb (English) EUValues items with a response scale, one per qid, in survey order:
+  the rendered question and item, then the options to answer with."""
+  out = []
+  for items in _read_gb_items().values():
+    for item in items:
+      if item.scale:
+        out.append(Question(item.qid, f"{item.question}\nOptions: {render_scale(item.scale)}"))
+  return out
+
+
+def speechmap_questions() -> list[Question]:
+  """The SpeechMap prompts, one per question_id, in the order first met (English files:
+  every model answered the same prompts)."""
+  seen: dict[str, Question] = {}
+  for relpath, _, language in speechmap_files():
+    if language != "eng":
+      continue
+    path = sources.resolve("speechmap", relpath)
+    try:
+      lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+      raise DataError(f"{path}: cannot read it as UTF-8 JSON lines: {e}") from e
+    for row, line in enumerate(lines, start=1):
+      if not line.strip():
+        continue
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError as e:
+        raise DataError(f"{path}, line {row}: not valid JSON ({e})") from e
+      for field in ("question_id", "question"):
+        if not isinstance(record.get(field), str) or not record[field].strip():
+          raise DataError(f"{path}, line {row}, field {field!r}: expected a non-empty string")
+      seen.setdefault(record["question_id"], Question(record["question_id"],
+                                                      record["question"].strip()))
+  return list(seen.values())
+
+
+def read_questions_csv(path: str | pathlib.Path) -> list[Question]:
+  """A user's questions: columns qid, question and optionally lang (ISO 639-3, default
+  eng). A qid may appear once per language (its translations); empty fields and repeated
+  (qid, lang) pairs are errors naming the row."""
+  path = pathlib.Path(path)
+  out, seen = [], set()
+  for row, record in _read_csv(path, QUESTION_CSV_COLUMNS):
+    for field in QUESTION_CSV_COLUMNS:
+      if not record[field].strip():
+        raise _error(path, row, field, "empty; every question needs a qid and its text")
+    language = record.get("lang", "").strip() or "eng"
+    key = (record["qid"].strip(), language)
+    if key in seen:
+      raise _error(path, row, "qid", f"qid {key[0]!r} in lang {language!r} appears twice")
+    seen.add(key)
+    out.append(Question(key[0], record["question"].strip(), language))
+  if not out:
+    raise DataError(f"{path}: no questions (expected the columns "
+                    f"{', '.join(QUESTION_CSV_COLUMNS)}[, lang])")
+  return out
+
+
 # --- Grouping and splits ------------------------------------------------------------------
 
 

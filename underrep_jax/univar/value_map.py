@@ -66,15 +66,22 @@ def _import_umap():
   return umap
 
 
-def umap_coordinates(centroids: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
-  """[I, 2] UMAP of the identity points (cosine metric, seeded, so single-threaded)."""
+def umap_reducer(centroids: np.ndarray, seed: int = 0, n_neighbors: int = 15):
+  """The fitted UMAP of the identity points (cosine metric, seeded, so single-threaded);
+  its `embedding_` is the map, and `transform` places further points on it."""
   umap = _import_umap()  # Slow to import (numba); only the map needs it.
   n = centroids.shape[0]
   if n < _MIN_IDENTITIES:
     raise ValueError(f"a value map needs at least {_MIN_IDENTITIES} identities, got {n}")
   reducer = umap.UMAP(n_neighbors=min(n_neighbors, n - 1), metric="cosine", random_state=seed,
                       n_jobs=1)
-  return np.asarray(reducer.fit_transform(centroids), np.float64)
+  reducer.fit(centroids)
+  return reducer
+
+
+def umap_coordinates(centroids: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
+  """[I, 2] UMAP of the identity points (cosine metric, seeded, so single-threaded)."""
+  return np.asarray(umap_reducer(centroids, seed, n_neighbors).embedding_, np.float64)
 
 
 def _by_language(identities: Sequence[str]) -> list[int]:

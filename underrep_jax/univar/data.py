@@ -419,6 +419,26 @@ def _response_content(record: dict) -> str | None:
   return content if isinstance(content, str) and content.strip() else None
 
 
+def _speechmap_records(path: pathlib.Path):
+  """(line number, record) of a SpeechMap JSON-lines file, each with a non-empty
+  question_id and question; blank lines skipped."""
+  try:
+    lines = path.read_text(encoding="utf-8").splitlines()
+  except (OSError, UnicodeDecodeError) as e:
+    raise DataError(f"{path}: cannot read it as UTF-8 JSON lines: {e}") from e
+  for row, line in enumerate(lines, start=1):
+    if not line.strip():
+      continue
+    try:
+      record = json.loads(line)
+    except json.JSONDecodeError as e:
+      raise DataError(f"{path}, line {row}: not valid JSON ({e})") from e
+    for field in ("question_id", "question"):
+      if not isinstance(record.get(field), str) or not record[field].strip():
+        raise DataError(f"{path}, line {row}, field {field!r}: expected a non-empty string")
+    yield row, record
+
+
 def read_speechmap(*, max_answer_words: int | None = 256,
                    truncate: Callable[[str], str] | None = None,
                    skipped: Skipped | None = None) -> list[QA]:
@@ -436,20 +456,7 @@ def read_speechmap(*, max_answer_words: int | None = 256,
     path = sources.resolve("speechmap", relpath)
     identity = identity_name(model, language)
     counts = skips.setdefault(identity, collections.Counter())
-    try:
-      lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-      raise DataError(f"{path}: cannot read it as UTF-8 JSON lines: {e}") from e
-    for row, line in enumerate(lines, start=1):
-      if not line.strip():
-        continue
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise DataError(f"{path}, line {row}: not valid JSON ({e})") from e
-      for field in ("question_id", "question"):
-        if not isinstance(record.get(field), str) or not record[field].strip():
-          raise DataError(f"{path}, line {row}, field {field!r}: expected a non-empty string")
+    for row, record in _speechmap_records(path):
       content = _response_content(record)
       if content is None:
         counts["no_content"] += 1
@@ -499,21 +506,7 @@ def speechmap_questions() -> list[Question]:
   for relpath, _, language in speechmap_files():
     if language != "eng":
       continue
-    path = sources.resolve("speechmap", relpath)
-    try:
-      lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-      raise DataError(f"{path}: cannot read it as UTF-8 JSON lines: {e}") from e
-    for row, line in enumerate(lines, start=1):
-      if not line.strip():
-        continue
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise DataError(f"{path}, line {row}: not valid JSON ({e})") from e
-      for field in ("question_id", "question"):
-        if not isinstance(record.get(field), str) or not record[field].strip():
-          raise DataError(f"{path}, line {row}, field {field!r}: expected a non-empty string")
+    for _, record in _speechmap_records(sources.resolve("speechmap", relpath)):
       seen.setdefault(record["question_id"], Question(record["question_id"],
                                                       record["question"].strip()))
   return list(seen.values())

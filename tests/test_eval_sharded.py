@@ -122,3 +122,19 @@ def test_two_processes_evaluate_like_one(tiny_path, tmp_path):
   # Process 1 wrote nothing of its own: one workdir, written once.
   assert sorted(p.name for p in (tmp_path / "two").iterdir() if p.suffix == ".jsonl") == [
       "predictions.jsonl", "translations.jsonl"]
+
+
+def test_lowered_scoring_step_is_the_scorers(tiny_path, single):
+  """`scoring.lower` (what `plan` compiles for a target) computes the scorer's sums."""
+  topology = parallel.Topology.create((2, 4, 1))
+  model = model_loading.load(tiny_path, topology=topology)
+  prompts = model_loading.encode(model, PROMPTS[:8])
+  answers = model_loading.encode(model, ANSWERS)
+  from underrep_jax.models import batching
+  ids, mask = batching.pad_rows(prompts, 64, model.ids.pad, side="left")
+  label_ids, label_mask = batching.pad_rows(answers, max(map(len, answers)), model.ids.pad)
+  compiled = scoring.lower(model.module, model.kind, topology, batch_size=8, prompt_length=64,
+                           num_labels=len(answers), label_length=label_ids.shape[1]).compile()
+  label_sum = model.call_batch(lambda p, *a: compiled(p, *a), (ids, mask), label_ids,
+                               label_mask)[0]
+  np.testing.assert_allclose(label_sum, single[0]["sum"][:8], rtol=DECODER_RTOL)

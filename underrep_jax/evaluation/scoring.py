@@ -86,6 +86,35 @@ def _encoder_decoder_scores(module, params, prompt_ids, prompt_mask, label_ids, 
   return label_sum, jnp.zeros((batch,)), jnp.zeros((batch,))
 
 
+def scoring_fn(module, kind: str, start_id: int = 0):
+  """`fn(params, prompt_ids, prompt_mask, label_ids, label_mask, with_prompt)` for a
+  model kind: the function `Scorer` jits (and `plan` compiles for a target)."""
+  if kind == "decoder":
+    return functools.partial(_decoder_scores, module)
+  if kind == "encoder_decoder":
+    return lambda p, a, b, c, d, with_prompt: _encoder_decoder_scores(
+        module, p, a, b, c, d, start_id)
+  raise TypeError(f"{kind} models cannot score: scoring needs a language model")
+
+
+def lower(module, kind: str, topology, *, batch_size: int, prompt_length: int,
+          num_labels: int, label_length: int, with_prompt: bool = False):
+  """The scoring step of one batch lowered with abstract shapes on `topology`: the
+  parameters in their logical shardings, the batch over the data-parallel devices."""
+  from underrep_jax.models import initialize
+  import flax.linen as nn
+  abstract, shardings = initialize.param_shardings(module, topology)
+  params = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                        nn.unbox(abstract), shardings)
+  batch = topology.batch_sharding(2)
+  ids = jax.ShapeDtypeStruct((batch_size, prompt_length), jnp.int32, sharding=batch)
+  labels = jax.ShapeDtypeStruct((num_labels, label_length), jnp.int32,
+                                sharding=topology.replicated())
+  fn = jax.jit(scoring_fn(module, kind), static_argnames=("with_prompt",))
+  with topology.context():
+    return fn.lower(params, ids, ids, labels, labels, with_prompt=with_prompt)
+
+
 class Scorer:
   """Scores label continuations of prompts with one loaded model, batched and jitted.
 
@@ -103,15 +132,11 @@ class Scorer:
     self.max_prompt_tokens = max_prompt_tokens
     self.length_multiple = length_multiple
     self.pad = model.ids.pad
-    if model.kind == "decoder":
-      self._fn = jax.jit(functools.partial(_decoder_scores, model.module),
-                         static_argnames=("with_prompt",))
-    elif model.kind == "encoder_decoder":
-      start = self.pad if model.ids.decoder_start is None else model.ids.decoder_start
-      self._fn = jax.jit(lambda p, a, b, c, d, with_prompt: _encoder_decoder_scores(
-          model.module, p, a, b, c, d, start), static_argnames=("with_prompt",))
-    else:
+    if model.kind not in ("decoder", "encoder_decoder"):
       raise TypeError(f"{model.family} is an encoder; scoring needs a language model")
+    start = self.pad if model.ids.decoder_start is None else model.ids.decoder_start
+    self._fn = jax.jit(scoring_fn(model.module, model.kind, start),
+                       static_argnames=("with_prompt",))
 
   def score(self, prompts: list[str], answers: list[str], modes=MODES,
             desc: str = "scoring") -> dict[str, np.ndarray]:

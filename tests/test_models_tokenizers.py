@@ -37,7 +37,8 @@ TEXTS = ["Saya suka kucing.", "abdi resep pisan", "The market sells rice\nand fi
 def spiece_checkpoint(tmp_path_factory):
   """A tiny mT5 whose only tokenizer is spiece.model (pad 0, eos 1, unk 2 as in mT5)."""
   work = tmp_path_factory.mktemp("spiece")
-  vocab = vocabularies.train_sentencepiece(CORPUS, work / "sp", vocab_size=120)
+  vocab = vocabularies.train_sentencepiece(CORPUS, work / "sp", vocab_size=120,
+                                           dummy_prefix=True)  # as mT5's spiece.model
   path = work / "mt5"
   torch_model = testing.save_tiny("mt5", path, vocab_size=128, decoder_start_token_id=0,
                                   pad_token_id=0, eos_token_id=1)

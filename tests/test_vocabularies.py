@@ -88,18 +88,36 @@ def test_active_vocabulary_switches_what_tasks_tokenize_with(hf_dir):
   assert isinstance(vocabularies.ACTIVE.active, seqio.ByteVocabulary)
 
 
-def test_sentencepiece_exports_an_identical_hf_tokenizer(tmp_path):
+# Answers are scored after their prompt: " positive" must be one word-initial piece on
+# its own as it is after "Sentiment:", or training (SeqIO tokenizes targets alone) and
+# scoring (prompt and answer joined) would disagree about the first answer token.
+SPACED = [" positive", "  two spaces", " neutral\n", "Sentiment: positive", " ___ yes"]
+
+
+def test_sentencepiece_tokenizes_an_answer_alone_as_after_its_prompt(tmp_path):
+  texts = [r["text"] + "\nSentiment: positive" for r in readers.nusax_sentiment("ind", "train")]
+  spm_vocab = vocabularies.train_sentencepiece(texts, tmp_path / "spm", vocab_size=800)
+  prompt, answer = "Kalimat ini bagus.\nSentiment:", " positive"
+  assert spm_vocab.encode(prompt) + spm_vocab.encode(answer) == spm_vocab.encode(prompt + answer)
+  assert len(spm_vocab.encode(answer)) == 1
+
+
+@pytest.mark.parametrize("dummy_prefix", [False, True])
+def test_sentencepiece_exports_an_identical_hf_tokenizer(tmp_path, dummy_prefix):
   import transformers
   texts = [r["text"] + "\nQ: ___ yes" for r in readers.nusax_sentiment("sun", "train")]
-  spm_vocab = vocabularies.train_sentencepiece(texts, tmp_path / "spm", vocab_size=1000)
+  spm_vocab = vocabularies.train_sentencepiece(texts, tmp_path / "spm", vocab_size=1000,
+                                               dummy_prefix=dummy_prefix)
   vocabularies.sentencepiece_to_hf(spm_vocab, tmp_path / "hf")
   hf = vocabularies.HFTokenizerVocabulary(tmp_path / "hf")
   assert (hf.eos_id, hf.unk_id) == (spm_vocab.eos_id, spm_vocab.unk_id)
   held_out = [r["text"] for r in readers.nusax_sentiment("jav", "test")] + SENTENCES
-  for text in texts[:200] + held_out:
+  spaced = SPACED if not dummy_prefix else [t for t in SPACED if not t.startswith(" ")]
+  for text in texts[:200] + held_out + spaced:
     ids = spm_vocab.encode(text)
     assert hf.encode(text) == ids, text
-    if spm_vocab.unk_id not in ids:  # unknown pieces decode as " ⁇ " in SentencePiece only
+    if spm_vocab.unk_id not in ids and not text.startswith(" "):
+      # (unknown pieces decode as " ⁇ " in SentencePiece only; both drop a leading space)
       assert hf.decode(ids) == spm_vocab.decode(ids) == text
   fast = transformers.PreTrainedTokenizerFast.from_pretrained(str(tmp_path / "hf"))
   assert fast.eos_token == "</s>" and fast.pad_token_id == 0

@@ -117,13 +117,19 @@ class HFTokenizerVocabulary(seqio.Vocabulary):
 
 def train_sentencepiece(texts: Iterable[str], model_prefix: str | os.PathLike,
                         vocab_size: int = 8000,
-                        model_type: str = "unigram") -> seqio.SentencePieceVocabulary:
+                        model_type: str = "unigram",
+                        dummy_prefix: bool = False) -> seqio.SentencePieceVocabulary:
   """Trains a SentencePiece model for from-scratch models, with SeqIO's id layout.
 
   pad=0, eos=1, unk=2 and no BOS (what SeqIO and T5-style models expect). The noise
   blank marker and the newline are user-defined pieces, so infilled words stay one token
   and prompts keep their line breaks (plain NFKC, not the NMT rule that maps newlines
-  to spaces). Training
+  to spaces). No dummy prefix: a leading space belongs to the word after it, as in
+  byte-level BPE, so a target " positive" tokenized on its own (SeqIO tokenizes inputs
+  and targets separately) is the same "▁positive" the joined prompt + answer has; with
+  SentencePiece's default dummy prefix it would be "▁", "▁positive", a token the model
+  learns to predict first and that scoring (which joins prompt and answer) never asks
+  for (`dummy_prefix=True` makes one the way mT5's and Llama's are). Training
   is single-threaded on the texts in the given order, so the same texts give the same
   model. `vocab_size` is an upper bound: small corpora get fewer pieces.
   """
@@ -140,7 +146,8 @@ def train_sentencepiece(texts: Iterable[str], model_prefix: str | os.PathLike,
         sentence_iterator=iter(texts), model_prefix=str(tmp_prefix), vocab_size=vocab_size,
         model_type=model_type, pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
         user_defined_symbols=[noise.BLANK, "\n"], normalization_rule_name="nfkc",
-        remove_extra_whitespaces=False, character_coverage=1.0, hard_vocab_limit=False,
+        remove_extra_whitespaces=False, add_dummy_prefix=dummy_prefix, character_coverage=1.0,
+        hard_vocab_limit=False,
         num_threads=1, shuffle_input_sentence=False, minloglevel=2)
     for suffix in (".vocab", ".model"):  # the .model last: its presence means complete
       tmp = pathlib.Path(f"{tmp_prefix}{suffix}")
@@ -182,18 +189,26 @@ def sentencepiece_to_hf(vocabulary: seqio.SentencePieceVocabulary,
 
   Exported checkpoints carry it, so transformers and every tool of this project load the
   from-scratch model's tokenizer like any Hugging Face one. The Unigram pieces and scores
-  are copied; normalisation (NFKC, spaces to "▁", a dummy prefix) and the user-defined
-  pieces (blank marker, newline) follow the SentencePiece model's own settings.
+  are copied; normalisation (NFKC, spaces to "▁", the dummy prefix when the model adds
+  one) and the user-defined pieces (blank marker, newline) follow the SentencePiece
+  model's own settings. (With a dummy prefix, a text that starts with a space differs:
+  SentencePiece gives "▁", "▁word", Hugging Face's Metaspace "▁word"; the models
+  `train_sentencepiece` makes now have none.)
   """
+  from sentencepiece import sentencepiece_model_pb2
   sp = vocabulary.tokenizer
+  proto = sentencepiece_model_pb2.ModelProto()
+  proto.ParseFromString(sp.serialized_model_proto())
+  dummy_prefix = proto.normalizer_spec.add_dummy_prefix
   pieces = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
   tok = tokenizers.Tokenizer(tokenizers.models.Unigram(pieces, unk_id=sp.unk_id(),
                                                        byte_fallback=False))
+  scheme = "first" if dummy_prefix else "never"
   tok.normalizer = tokenizers.normalizers.Sequence([
       tokenizers.normalizers.NFKC(), tokenizers.normalizers.Replace(" ", "▁")])
   tok.pre_tokenizer = tokenizers.pre_tokenizers.Metaspace(replacement="▁",
-                                                          prepend_scheme="first", split=False)
-  tok.decoder = tokenizers.decoders.Metaspace(replacement="▁", prepend_scheme="first",
+                                                          prepend_scheme=scheme, split=False)
+  tok.decoder = tokenizers.decoders.Metaspace(replacement="▁", prepend_scheme=scheme,
                                               split=False)
   specials = {"pad_token": sp.pad_id(), "eos_token": sp.eos_id(), "unk_token": sp.unk_id()}
   tok.add_special_tokens([tokenizers.AddedToken(sp.id_to_piece(i), special=True)

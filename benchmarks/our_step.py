@@ -11,12 +11,13 @@ from underrep_jax.train import program
 from underrep_jax.train import state as state_lib
 
 
-def make_runner(module, params, loss_fn, batch: dict, optimizer_hparams: dict
-                ) -> Callable[[], float]:
-  """A call runs one train step (state donated, as in training) and returns its loss."""
+def make_runner(module, params, loss_fn, batch: dict, optimizer_hparams: dict,
+                devices=None) -> Callable[[], float]:
+  """A call runs one train step (state donated, as in training) and returns its loss;
+  on `devices` (default: all), data-parallel."""
   config = ml_collections.ConfigDict(dict(
       train=config_schema.train(), optimizer=config_schema.optimizer(**optimizer_hparams)))
-  topology = parallel.Topology.create()
+  topology = parallel.Topology.create(devices=devices)
   train_program = program.build(config, topology, models.make_init_fn(module), loss_fn, 1000)
   state = state_lib.state_from_params(params, train_program.tx, train_program.shardings)
   train_step = train_program.step

@@ -19,6 +19,10 @@ Presets:
          The paper's nomic-embed-text-v1 cannot be loaded here (see models/README.md);
          set --config.model.path to a BERT-family checkpoint whose position table
          covers max_length (MiniLM has 512 positions, so it stops at λ=1).
+         Plan it before renting the machine (README "Planning a run"): the step that
+         trains, compiled for the slice from its config.json alone, e.g.
+             python -m underrep_jax.plan --config=configs/univar.py:paper --target=v5e-8 \
+                 --config.views.max_qas=1
 
 Defaults follow the authors' code (HLTCHKUST/UniVaR, its contrastors fork) except where
 a comment below says why not: identities drawn in proportion to their QA counts, two

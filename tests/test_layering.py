@@ -31,6 +31,8 @@ ALLOWED = {
     "evaluation": {"base", "evaluation", "models", "data"},
     "univar": {"base", "univar", "models", "data"},
     "tasks": {"base", "tasks", "data", "evaluation"},
+    # the runner reaches jobs only by name (importlib), as the launcher does
+    "experiments": {"base", "experiments", "data", "validation", "train"},
 }
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from underrep_jax import models
+from underrep_jax.models import bert
 from underrep_jax.models import bloom
 from underrep_jax.models import llama
 from underrep_jax.models import registry
@@ -74,3 +75,18 @@ def test_xglm_count_matches_its_kernels(tied):
   head = sizes["embed/embedding"] if tied else 0  # untied: lm_head/kernel is a kernel
   kernels = sum(s for name, s in sizes.items() if name.endswith("/kernel"))
   assert cfg.flops_per_token(SEQ) == 6 * (kernels + head) + 6 * 2 * SEQ * 32
+
+
+def test_bert_counts_its_layer_kernels_and_unmasked_attention():
+  """An encoder: every layer kernel once, attention 4 T d per layer (no causal halving);
+  the word, position and token-type tables are gathers, the pooler is left out."""
+  cfg = bert.BertConfig(vocab_size=100, hidden_size=32, intermediate_size=48, num_layers=2,
+                        num_heads=4, max_position_embeddings=64)
+  module = registry.build("bert", cfg)
+  sizes = _param_sizes(module)
+  layer_kernels = sum(s for name, s in sizes.items()
+                      if name.startswith("layers_") and name.endswith("/kernel"))
+  expected = 6 * layer_kernels + 12 * 2 * SEQ * 32
+  assert cfg.flops_per_token(SEQ) == expected
+  _, flops = metrics.module_flops_per_token(module, models.make_init_fn(module), SEQ)
+  assert flops == expected

@@ -5,6 +5,7 @@ Run as users do, in subprocesses: plan picks its own platforms (the in-process t
 JAX_PLATFORMS=cpu and 8 simulated devices would not reach libtpu).
 """
 
+import json
 import os
 import re
 import subprocess
@@ -26,6 +27,21 @@ SMALL = ("--config=configs/instructalign.py:tiny", "--config.model.scratch.hidde
          "--config.model.scratch.num_heads=16", "--config.data.inputs_length=16",
          "--config.data.targets_length=16", "--config.train.batch_size=32",
          "--config.mesh.shape=(1,-1,1)")
+
+
+# A 2-layer BERT-family encoder described by its config.json alone (plan reads no
+# weights), wide enough that matmuls are nearly all of its FLOPs and with the 2048
+# positions of a nomic-bert-like encoder, so the paper's λ=5 (1024 tokens) fits it.
+SMALL_ENCODER = {"model_type": "bert", "vocab_size": 1000, "hidden_size": 1024,
+                 "num_hidden_layers": 2, "num_attention_heads": 16,
+                 "intermediate_size": 4096, "max_position_embeddings": 2048}
+
+
+def encoder_dir(tmp_path, **fields) -> str:
+  directory = tmp_path / "encoder"
+  directory.mkdir()
+  (directory / "config.json").write_text(json.dumps({**SMALL_ENCODER, **fields}))
+  return str(directory)
 
 
 def run_plan(*args: str, timeout: int = 900, pythonpath: str | None = None
@@ -69,6 +85,53 @@ def test_a_step_that_overflows_the_chip_is_a_one_line_verdict():
                       verdicts[0])
   assert "suggestion: none found within --search_seconds=0" in result.stdout
   assert "Traceback" not in result.stderr
+
+
+@needs_libtpu
+def test_univar_tiny_step_compiles_for_a_tpu_slice(tmp_path):
+  """UniVaR's own step (`jobs.univar.train_spec`: InfoNCE on pairs of views): 16 pairs x
+  2 views x 128 tokens, the batch over v4-8's 4 chips; XLA's FLOPs are the encoder's
+  count (its layer kernels and attention) over both views within 5% (norms, GELU,
+  softmax and the loss are not in the count)."""
+  result = run_plan("--config=configs/univar.py:tiny", "--target=v4-8",
+                    f"--config.model.path={encoder_dir(tmp_path)}")
+  assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+  out = result.stdout
+  assert "4 x TPU v4" in out and "(4, 1, 1)" in out
+  assert "batch 16 pairs x 2 views x 128 tokens (4 rows per data shard" in out
+  assert re.search(r"x 4096 tokens\)", out)  # 16 x 2 x 128: both views count
+  ratio = float(re.search(r"XLA/model ([\d.]+)", out).group(1))
+  assert abs(ratio - 1) < 0.05, out
+  assert out.strip().splitlines()[-1] == "verdict: fits on v4-8"
+  assert "Traceback" not in result.stderr
+
+
+@needs_libtpu
+def test_univar_paper_preset_fits_a_v5e_8(tmp_path):
+  """The `paper` preset as it trains (batch 64, λ=5 so 1024 tokens per view, bf16
+  compute, remat, the batch sharded over the 8 chips) on a small encoder config."""
+  encoder = encoder_dir(tmp_path, hidden_size=256, num_attention_heads=4,
+                        intermediate_size=1024)
+  result = run_plan("--config=configs/univar.py:paper", "--target=v5e-8",
+                    f"--config.model.path={encoder}")
+  assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+  out = result.stdout
+  assert "(8, 1, 1)" in out
+  assert ("batch 64 pairs x 2 views x 1024 tokens (8 rows per data shard, microbatches 1); "
+          "dtype bfloat16, params float32, remat True") in out
+  assert out.strip().splitlines()[-1] == "verdict: fits on v5e-8"
+
+
+def test_univar_view_length_beyond_the_encoders_positions_is_one_line(tmp_path):
+  """λ=5 asks 1024 tokens; an encoder with 512 positions (as all-MiniLM-L6-v2) cannot
+  take them: a configuration error before any compile."""
+  encoder = encoder_dir(tmp_path, max_position_embeddings=512)
+  result = run_plan("--config=configs/univar.py:paper", "--target=v5e-8",
+                    f"--config.model.path={encoder}", timeout=300)
+  assert result.returncode == 2, result.stdout + result.stderr[-3000:]
+  errors = [l for l in result.stderr.splitlines() if "error" in l]
+  assert len(errors) == 1 and "max_length=1024 (views.max_qas=5) exceeds the encoder's 512 " \
+      "positions" in errors[0], result.stderr[-3000:]
 
 
 def test_unknown_target_is_one_line():

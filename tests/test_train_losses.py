@@ -28,6 +28,32 @@ def test_cross_entropy_matches_numpy():
   assert float(metrics["accuracy"]) == correct.sum()
 
 
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_cross_entropy_gradient_equals_autodiff_of_the_float32_formula(dtype):
+  """`token_nll`'s own backward (it keeps the logits in their dtype, not a float32 copy)
+  gives autodiff's gradient of the float32 formula, with the z-loss; bf16 logits get a
+  bf16 gradient, as the cast's transpose gave them before."""
+  rng = np.random.default_rng(1)
+  logits = jax.numpy.asarray(rng.normal(size=(2, 3, 50)) * 3, dtype)
+  targets = rng.integers(0, 50, size=(2, 3))
+  weights = np.array([[1, 1, 0], [0, 1, 1]], np.float32)
+
+  def formula(x):
+    x = x.astype(np.float32)
+    log_z = jax.nn.logsumexp(x, axis=-1)
+    nll = log_z - np.take_along_axis(x, targets[..., None], -1)[..., 0]
+    return ((nll + 1e-2 * log_z**2) * weights).sum()
+
+  ours = jax.grad(lambda x: losses.cross_entropy(x, targets, weights, z_loss=1e-2)[0])(logits)
+  expected = jax.grad(formula)(logits)
+  assert ours.dtype == logits.dtype
+  # float32: a 50-way softmax, rounded twice; bfloat16: both round to bf16 at the end.
+  tol = float32_tol(50, depth=2) if dtype == "float32" else 2.0 ** -8
+  np.testing.assert_allclose(np.asarray(ours, np.float32), np.asarray(expected, np.float32),
+                             rtol=tol, atol=tol * float(np.abs(np.asarray(expected, np.float32)).max()))
+
+
 def test_loss_weights_targets_or_whole_sequence():
   batch = {"decoder_target_tokens": np.array([[5, 6, 7, 0]]),
            "decoder_loss_weights": np.array([[0, 0, 1, 0]])}

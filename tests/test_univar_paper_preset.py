@@ -5,14 +5,10 @@ import importlib.util
 import pathlib
 
 import jax
-import numpy as np
 import pytest
 
-from underrep_jax import models
 from underrep_jax import parallel
 from underrep_jax.jobs import univar as univar_job
-from underrep_jax.models import hf
-from underrep_jax.models import runtime
 from underrep_jax.train import program
 
 CONFIG = pathlib.Path(__file__).resolve().parents[1] / "configs" / "univar.py"
@@ -50,23 +46,17 @@ def test_paper_step_compiles_on_a_sharded_mesh(mesh_shape):
   config.views.max_qas = 1  # 256 tokens: within all-MiniLM-L6-v2's 512 positions
   if mesh_shape is not None:
     config.mesh.shape = mesh_shape
-  source = runtime.ModelSource.from_config(config.model, default_path=hf.minilm_path())
-  module = source.module()
+  # What `run` hands the training loop (and `plan` compiles): the job's train_spec.
+  spec = univar_job.train_spec(config, univar_job.model_source(config))
+  module = spec.module
   assert (str(module.dtype), str(module.param_dtype)) == ("bfloat16", "float32")
+  assert spec.length == 256 and spec.tokens_per_step == 64 * 2 * 256
   topology = parallel.Topology.from_config(config.mesh)
   assert topology.data_parallel_size == 8
   steps = univar_job.resolve_steps(config, 6400)
-  train_program = program.build(
-      config, topology, models.make_init_fn(module),
-      univar_job.make_loss_fn(module, config.loss.logit_scale, config.loss.symmetric,
-                              config.train.dropout, config.loss.mask_same_identity),
-      total_steps=steps)
-  length = univar_job.view_length(config)
-  tokens = ((config.train.batch_size, length), np.int32)
-  batch = train_program.abstract_batch({
-      "anchor_input_tokens": tokens, "anchor_mask": tokens, "positive_input_tokens": tokens,
-      "positive_mask": tokens, "identity": ((config.train.batch_size,), np.int32)})
-  compiled = train_program.compile(batch)
+  train_program = program.build(config, topology, spec.init_params, spec.loss_fn,
+                                total_steps=steps)
+  compiled = train_program.compile(train_program.abstract_batch(spec.batch_shapes))
   assert compiled.memory_analysis() is not None
   # With fsdp the matrices are sharded 4 ways, not copied to every device.
   params = jax.tree.leaves(train_program.abstract_state.params)

@@ -8,7 +8,7 @@ from the command line (`--config.mesh.rules="(('batch', 'data'), ...)"`).
 
 Sections:
   model      which network: a checkpoint (path or Hub id) or a family built from scratch,
-             and how it computes (dtype, param_dtype, remat, scan_layers);
+             and how it computes (dtype, param_dtype, remat, scan_layers, attention);
   train      the loop: steps, batch, microbatches, cadences, checkpoints, seed;
   optimizer  AdamW, its schedule, clipping and what is not decayed;
   mesh       the device mesh and the logical-axis rules that place arrays on it.
@@ -53,6 +53,9 @@ def model(**overrides) -> ml_collections.ConfigDict:
       remat=False,        # recompute each layer's activations in the backward pass
       scan_layers=False,  # decoder-only families: the layers as one nn.scan (one compiled
                           # layer; parameters stacked on a leading "layers" axis)
+      attention="xla",    # xla (every backend) | cudnn (jax.nn.dot_product_attention's
+                          # cuDNN flash attention: NVIDIA GPUs, bf16/fp16) | splash (the
+                          # Pallas splash kernel: TPUs, causal Llama-family models)
   ))
   section.update(overrides)
   return section

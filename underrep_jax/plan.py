@@ -2,11 +2,17 @@
 
     python -m underrep_jax.plan --config=configs/instructalign.py:bloomz-560m --target=v5e-8 \
         [--config.model.path=DIR_WITH_CONFIG_JSON] [--config.x=y ...]
+    python -m underrep_jax.plan --config=configs/experiments/instructalign_paper.py \
+        --config.only=pair_xss_r100k --target=v5e-8   # one training stage of an experiment
+    python -m underrep_jax.plan --config=configs/univar.py:paper --target=v5e-8 \
+        --config.views.max_qas=1   # all-MiniLM-L6-v2 (512 positions): λ=1, 256 tokens
 
-The job's exact train step (`jobs.instruct.train_spec` + `train.program.build`, what
-`train_on_mixture` runs) is built from the config with abstract shapes only (no
+The job's exact train step (its `train_spec`, `jobs.instruct.train_spec` or
+`jobs.univar.train_spec`, + `train.program.build`: what `train_on_mixture` and UniVaR's
+`run` hand the training loop) is built from the config with abstract shapes only (no
 parameter memory; a checkpoint's config.json is all that is read, a Hub id fetches only
-that file) and compiled ahead of time for the target from this host:
+that file; UniVaR with an empty model.path plans all-MiniLM-L6-v2) and compiled ahead of
+time for the target from this host:
 
 - TPU slices (v5e-8, v4-8, v4-32, v5p-128, v6e-8) through libtpu's compile-only
   topology (`pip install -e ".[tpu]"`); the compiler's own out-of-memory check is the
@@ -18,7 +24,7 @@ that file) and compiled ahead of time for the target from this host:
 
 Printed per chip: argument, output, temporary and generated-code memory, the peak against
 the chip's HBM; XLA's FLOPs per step against the model's own count
-(`flops_per_token` x tokens), corrected where XLA counts a loop body once (a layer scan is
+(`flops_per_token` x tokens; UniVaR: two views per pair), corrected where XLA counts a loop body once (a layer scan is
 compiled unrolled for the count; a microbatch scan is multiplied by the microbatches).
 When the step does not fit, a bounded search (`--search_seconds`, a few compiles)
 suggests remat, fsdp over every chip, or the largest per-chip batch that fits.
@@ -49,7 +55,7 @@ _SEARCH_SECONDS = flags.DEFINE_float(
 
 EXIT_DOES_NOT_FIT = 3
 GIB = 1024**3
-PLANNED_JOBS = ("instruct", "instructalign")
+PLANNED_JOBS = ("instruct", "instructalign", "univar")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,14 +196,33 @@ def _mesh(config, devices):
   return parallel.Topology.of(Mesh(grid, parallel.MESH_AXES), config.mesh.rules)
 
 
+def train_spec(config):
+  """The job's `train_spec`: what its training hands `train.loop` (module, init, loss,
+  FLOPs per token, global batch shapes), with abstract shapes only."""
+  if config.get("job") == "univar":  # the encoder: model.path, or all-MiniLM-L6-v2
+    from underrep_jax.jobs import univar
+    return univar.train_spec(config, univar.model_source(config))
+  from underrep_jax.jobs import instruct
+  return instruct.train_spec(config, _model_source(config))
+
+
+def step_tokens(config, spec) -> tuple[int, str]:
+  """Tokens one step trains on (what the model's FLOPs per token multiply) and the
+  batch's shape in words."""
+  if config.get("job") == "univar":  # two views per pair
+    rows = int(config.train.batch_size)
+    return spec.tokens_per_step, f"{rows} pairs x 2 views x {spec.length} tokens"
+  batch_rows, length = next(iter(spec.batch_shapes.values()))[0]
+  return batch_rows * length, f"{batch_rows} x {length} tokens"
+
+
 def compile_step(config, devices) -> Attempt:
   """Compiles `config`'s train step for `devices`; an out-of-memory compile is a result."""
   import jax
   from underrep_jax import validation
-  from underrep_jax.jobs import instruct
   from underrep_jax.train import program as program_lib
   validation.validate_training(config, num_devices=len(devices))
-  spec = instruct.train_spec(config, _model_source(config))
+  spec = train_spec(config)
   program = program_lib.build(config, _mesh(config, devices), spec.init_params, spec.loss_fn)
   start = time.perf_counter()
   try:
@@ -336,15 +361,21 @@ def _host_cpu() -> str:
 
 def plan(config, target: Target, search_seconds: float) -> int:
   """Prints the plan of `config` on `target`; returns the exit code (0 fits, 3 not)."""
+  if config.get("job") == "experiment":  # one stage of it: --config.only=STAGE
+    from underrep_jax.experiments import runner
+    parsed = flags.FLAGS.is_parsed()
+    workdir = (parsed and flags.FLAGS.workdir) or launcher.default_workdir(
+        flags.FLAGS["config"].serialize() if parsed else "experiment")
+    config = runner.single_stage_config(config, os.path.abspath(workdir))
   if config.get("job") not in PLANNED_JOBS:
     raise errors.ConfigError(f"config.job={config.get('job')!r}: plan builds the training "
-                             f"step of the {' and '.join(PLANNED_JOBS)} jobs")
+                             f"step of the {', '.join(PLANNED_JOBS[:-1])} and "
+                             f"{PLANNED_JOBS[-1]} jobs")
   devices = target_devices(target)
   config = _with_local_model(config)
-  from underrep_jax.jobs import instruct
-  spec = instruct.train_spec(config, _model_source(config))
-  batch_rows, length = next(iter(spec.batch_shapes.values()))[0]
-  tokens = batch_rows * length
+  spec = train_spec(config)
+  batch_rows = int(config.train.batch_size)
+  tokens, batch_words = step_tokens(config, spec)
   model = config.model
   topology = _mesh(config, devices)
   data_shards = topology.data_parallel_size
@@ -352,7 +383,7 @@ def plan(config, target: Target, search_seconds: float) -> int:
         f"{_gib(target.hbm_bytes)} HBM each; mesh (data, fsdp, tensor) "
         f"{topology.mesh.devices.shape}")
   print(f"model: {spec.module.__class__.__name__}, {spec.params_count / 1e6:.1f}M parameters; "
-        f"batch {batch_rows} x {length} tokens ({batch_rows // data_shards} rows per data shard, "
+        f"batch {batch_words} ({batch_rows // data_shards} rows per data shard, "
         f"microbatches {config.train.microbatches}); dtype {model.dtype}, params "
         f"{model.param_dtype}, remat {model.remat}, scan_layers {model.scan_layers}")
   attempt = compile_step(config, devices)

@@ -8,14 +8,19 @@ the untrained one and TF-IDF, and draws the value map from the trained encoder's
 view embeddings.
 """
 
+from collections.abc import Callable
+import dataclasses
 import json
 import math
 import pathlib
+from typing import Any
 
 from absl import logging
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from underrep_jax import errors
 from underrep_jax import files
@@ -25,6 +30,7 @@ from underrep_jax.data.errors import DataError
 from underrep_jax.models import hf
 from underrep_jax.models import runtime
 from underrep_jax.train import loop
+from underrep_jax.train import losses
 from underrep_jax.train import metrics as metrics_lib
 from underrep_jax.univar import data as data_lib
 from underrep_jax.univar import encoder as encoder_lib
@@ -121,6 +127,64 @@ def make_loss_fn(module, logit_scale: float, symmetric: bool, dropout: bool,
     return loss * size, size, {"pair_accuracy": correct}
 
   return loss_fn
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSpec:
+  """What the training loop gets for a config, known before any data is read, so that
+  `plan` compiles exactly the step `run` trains (`train.program.build`)."""
+  module: nn.Module
+  init_params: Callable[[jax.Array], Any]
+  loss_fn: losses.LossFn
+  params_count: int
+  flops_per_token: float  # training FLOPs per token of one view
+  length: int             # tokens per view
+  batch_shapes: dict[str, tuple[tuple[int, ...], Any]]  # global batch: {name: (shape, dtype)}
+
+  @property
+  def tokens_per_step(self) -> int:
+    """Positions one step embeds, two views of `length` tokens per pair: the loop's
+    count (`metrics.count_tokens`: every `*input_tokens` feature)."""
+    return sum(int(np.prod(shape)) for name, (shape, _) in self.batch_shapes.items()
+               if name.endswith("input_tokens"))
+
+
+def model_source(config) -> runtime.ModelSource:
+  """The encoder of `config.model`: its `path`, or all-MiniLM-L6-v2 when it is empty."""
+  source = runtime.ModelSource.from_config(config.model, default_path=hf.minilm_path())
+  if source.kind != "encoder":
+    raise errors.ConfigError(f"model.path={str(source.path)!r} is a {source.family} model; "
+                             "UniVaR embeds with a BERT-family encoder")
+  return source
+
+
+def batch_shapes(batch_size: int, length: int) -> dict[str, tuple[tuple[int, ...], Any]]:
+  """{name: (shape, dtype)} of a global batch of `batch_size` pairs of views of `length`
+  tokens: what `make_batch_factory` yields, all hosts' rows together."""
+  tokens = ((batch_size, length), np.int32)
+  return {"anchor_input_tokens": tokens, "anchor_mask": tokens,
+          "positive_input_tokens": tokens, "positive_mask": tokens,
+          "identity": ((batch_size,), np.int32)}
+
+
+def train_spec(config: ml_collections.ConfigDict, source: runtime.ModelSource) -> TrainSpec:
+  """The module, init, InfoNCE loss, FLOPs per token and batch shapes of `config` on the
+  encoder `source`, from its config.json alone (no weight, no data is read)."""
+  length = view_length(config)
+  module = source.module()
+  positions = module.config.max_position_embeddings
+  if length > positions:
+    raise errors.ConfigError(
+        f"max_length={length} (views.max_qas={config.views.max_qas}) exceeds the encoder's "
+        f"{positions} positions ({source.path}); set --config.max_length, or "
+        "--config.model.path to an encoder whose position table covers it")
+  init_params = models.make_init_fn(module)
+  params_count, flops = metrics_lib.module_flops_per_token(module, init_params, length)
+  loss_fn = make_loss_fn(module, config.loss.logit_scale, config.loss.symmetric,
+                         config.train.dropout, config.loss.mask_same_identity)
+  return TrainSpec(module=module, init_params=init_params, loss_fn=loss_fn,
+                   params_count=params_count, flops_per_token=flops, length=length,
+                   batch_shapes=batch_shapes(int(config.train.batch_size), length))
 
 
 def make_batch_factory(sampler: views_lib.ViewSampler, tokenizer, length: int, pad_id: int,
@@ -250,16 +314,10 @@ def probe_hook(config, module, tokenizer, pad_id: int, train, test) -> loop.Hook
 def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  source = runtime.ModelSource.from_config(config.model, default_path=hf.minilm_path())
+  source = model_source(config)
   topology = parallel.Topology.from_config(config.mesh)
-  if source.kind != "encoder":
-    raise errors.ConfigError(f"model.path={str(source.path)!r} is a {source.family} model; "
-                             "UniVaR embeds with a BERT-family encoder")
-  length = view_length(config)
-  module = source.module()
-  if length > module.config.max_position_embeddings:
-    raise ValueError(f"max_length={length} exceeds the encoder's "
-                     f"{module.config.max_position_embeddings} positions ({source.path})")
+  spec = train_spec(config, source)
+  module, length = spec.module, spec.length
 
   view_qas, train, test = prepare_qas(config)
   sampler = views_lib.ViewSampler(view_qas, config.train.batch_size, config.views.max_qas,
@@ -280,17 +338,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
   raw_tokenizer = source.tokenizer()
   tokenizer = encoder_lib.text_tokenizer(raw_tokenizer, length)
   pad_id = source.special_ids().pad
-  init_params = models.make_init_fn(module)
-  _, flops = metrics_lib.module_flops_per_token(module, init_params, length)
   hooks = ([probe_hook(config, module, raw_tokenizer, pad_id, train, test)]
            if config.eval.probe_every else [])
   result = loop.train(
-      config, str(workdir), init_params=init_params,
-      loss_fn=make_loss_fn(module, config.loss.logit_scale, config.loss.symmetric,
-                           config.train.dropout, config.loss.mask_same_identity),
+      config, str(workdir), init_params=spec.init_params, loss_fn=spec.loss_fn,
       make_batches=make_batch_factory(sampler, tokenizer, length, pad_id,
                                       topology.data_shard()),
-      topology=topology, steps=steps, flops_per_token=flops,
+      topology=topology, steps=steps, flops_per_token=spec.flops_per_token,
       load_params=source.params_loader(), hooks=hooks)
   summary = {"source": config.data.source, "encoder": str(source.path),
              "identities": len({qa.identity for qa in train}),

@@ -36,6 +36,7 @@ class BertConfig:
   hidden_dropout: float = 0.0
   initializer_range: float = 0.02
   remat: bool = False
+  attention: str = "xla"      # layers.attention implementation (registry.ATTENTION)
 
   @property
   def roberta_positions(self) -> bool:
@@ -55,6 +56,16 @@ class BertConfig:
                type_vocab_size=hf.type_vocab_size, layer_norm_eps=hf.layer_norm_eps,
                pad_token_id=hf.pad_token_id or 0, hidden_dropout=float(hf.hidden_dropout_prob),
                initializer_range=hf.initializer_range)
+
+  def flops_per_token(self, seq_len: int) -> float:
+    """Training FLOPs per token, counted as the decoders' (`decoder.flops_per_token`):
+    3 x (2 FLOPs per weight of every layer's matmuls, q/k/v/out and the MLP, plus the
+    attention's scores and values, 4 T d per layer without a causal mask). The input,
+    position and token-type embeddings are gathers; there is no output head (the pooler,
+    one [CLS] row, is left out too); biases and norms are not counted."""
+    d = self.hidden_size
+    per_layer = 4 * d * d + 2 * d * self.intermediate_size
+    return 3.0 * self.num_layers * (2.0 * per_layer + 4.0 * seq_len * d)
 
   def match_checkpoint(self, names) -> "BertConfig":
     """Pooler or not, as the checkpoint has it (MLM checkpoints have none)."""
@@ -113,7 +124,8 @@ class BertBlock(nn.Module):
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     init = layers.normal_init(cfg.initializer_range)
     h = layers.MultiHeadAttention(cfg.num_heads, cfg.hidden_size // cfg.num_heads, qkv_bias=True,
-                                  out_bias=True, kernel_init=init, name="attention", **kw)(x, mask=mask)
+                                  out_bias=True, kernel_init=init, implementation=cfg.attention,
+                                  name="attention", **kw)(x, mask=mask)
     h = nn.Dropout(cfg.hidden_dropout)(h, deterministic=self.deterministic)
     x = layers.Norm(cfg.layer_norm_eps, name="attention_norm", **kw)(x + h)
     h = layers.Dense((cfg.intermediate_size,), ("embed", "mlp"), kernel_init=init, name="wi", **kw)(x)

@@ -33,6 +33,7 @@ class BloomConfig:
   hidden_dropout: float = 0.0
   initializer_range: float = 0.02
   remat: bool = False
+  attention: str = "xla"      # layers.attention implementation (registry.ATTENTION)
   scan_layers: bool = False  # one nn.scan over stacked layers (decoder.py)
 
   @property
@@ -112,7 +113,8 @@ class BloomBlock(decoder.DecoderBlock):
     return layers.MultiHeadAttention(
         cfg.num_heads, cfg.head_dim, qkv_bias=True, out_bias=True, fused_qkv=True,
         decode=self.decode, kernel_init=layers.normal_init(cfg.initializer_range),
-        name="attention", **self.kw)(h, mask=mask, bias=bias, cache_index=cache_index)
+        implementation=cfg.attention, name="attention", **self.kw)(
+            h, mask=mask, bias=bias, cache_index=cache_index)
 
   def feed_forward(self, h):
     cfg = self.config

@@ -97,7 +97,8 @@ class DecoderLM(nn.Module):
                deterministic: bool = True) -> Array:
     cfg = self.config
     query_pos, key_pos, mask, cache_index = layers.SelfAttentionLayout(
-        decode=decode, sliding_window=getattr(cfg, "sliding_window", None), name="layout")(
+        decode=decode, sliding_window=getattr(cfg, "sliding_window", None),
+        kernel=cfg.attention in layers.KERNEL_ATTENTION, name="layout")(
             input_ids.shape, attention_mask, segment_ids, positions, causal_attention)
     bias = self.attention_bias(query_pos, key_pos)
     embed = layers.Embed(cfg.vocab_size, cfg.hidden_size, embedding_init=layers.normal_init(

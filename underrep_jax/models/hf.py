@@ -428,26 +428,38 @@ class PretrainedModel:
 
 
 def build_module(path, dtype="float32", param_dtype=None, remat: bool | None = None,
-                 scan_layers: bool | None = None) -> nn.Module:
+                 scan_layers: bool | None = None, attention: str | None = None) -> nn.Module:
   """The Flax module of an HF checkpoint directory, built without reading its weights.
 
   Training jobs use it to set up sharded state before (or instead of, on resume) loading.
+  A directory with config.json and no weight file at all (what `plan` reads) builds the
+  layout without checkpoint-only parts (BERT: no pooler).
   """
   path = hub.resolve(path)
-  return _module(path, read_config(path), dtype, param_dtype, remat, scan_layers)
+  files = {} if _config_only(path) else None
+  return _module(path, read_config(path), dtype, param_dtype, remat, scan_layers, files,
+                 attention=attention)
+
+
+def _config_only(path: pathlib.Path) -> bool:
+  """No safetensors (single or indexed) and no pickled weights beside config.json."""
+  return not ((path / SAFETENSORS).is_file() or (path / SAFETENSORS_INDEX).is_file()
+              or any(p.suffix in PICKLE_SUFFIXES for p in path.iterdir()))
 
 
 def _module(path: pathlib.Path, hf_config: dict[str, Any], dtype, param_dtype, remat,
             scan_layers: bool | None = None,
-            files: dict[str, pathlib.Path] | None = None) -> nn.Module:
+            files: dict[str, pathlib.Path] | None = None,
+            attention: str | None = None) -> nn.Module:
   """The module of a resolved directory whose config.json is already read (`files`: its
   weight map, when the caller has it; read here only for families that need it)."""
   family = registry.family_for_model_type(hf_config["model_type"])
   registry.check_scan_layers(family, scan_layers)  # the caller's setting, not config.json's
+  registry.check_attention(family, attention)
   try:
     module = registry.build(family.name, read_hf_config(path, hf_config), dtype=dtype,
                             param_dtype=param_dtype or dtype, remat=remat,
-                            scan_layers=scan_layers)
+                            scan_layers=scan_layers, attention=attention)
   except CheckpointError:
     raise
   except ValueError as e:  # a setting the family does not support
@@ -460,7 +472,7 @@ def _module(path: pathlib.Path, hf_config: dict[str, Any], dtype, param_dtype, r
 
 def load(path, dtype="float32", param_dtype=None, topology: parallel.Topology | None = None,
          remat: bool | None = None, shardings=None,
-         scan_layers: bool | None = None) -> PretrainedModel:
+         scan_layers: bool | None = None, attention: str | None = None) -> PretrainedModel:
   """Loads an HF directory (config.json + safetensors) into a `PretrainedModel`.
 
   `dtype` is the compute dtype, `param_dtype` the stored one (default: `dtype`). Each
@@ -473,7 +485,7 @@ def load(path, dtype="float32", param_dtype=None, topology: parallel.Topology | 
   hf_config = read_config(path)
   family = registry.family_for_model_type(hf_config["model_type"])
   files = weight_files(path)
-  module = _module(path, hf_config, dtype, param_dtype, remat, scan_layers, files)
+  module = _module(path, hf_config, dtype, param_dtype, remat, scan_layers, files, attention)
   abstract, own_shardings = initialize.param_shardings(module, topology)
   abstract = nn.unbox(abstract)
   shardings = own_shardings if shardings is None else shardings

@@ -6,17 +6,24 @@ configs, never here. Activations are constrained with the same names; without ru
 context (`nn.logical_axis_rules`) the constraints are no-ops.
 
 Attention works in the [batch, length, heads, head_dim] layout that
-`jax.nn.dot_product_attention` takes, so no transposes are needed around it.
+`jax.nn.dot_product_attention` takes, so no transposes are needed around it. Its
+implementation is the model config's `attention` (`model.attention`): "xla" (every
+backend), "cudnn" (cuDNN flash attention through `jax.nn.dot_product_attention`, NVIDIA
+GPUs) or "splash" (the Pallas splash-attention kernel on TPUs: causal, no bias; the
+decoder's layout then hands the attention a `SegmentMask` instead of a [B, 1, T, S] mask).
 """
 
 from collections.abc import Sequence
+import functools
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from underrep_jax import errors
 
 DType = Any
 Array = jax.Array
@@ -284,6 +291,7 @@ class SelfAttentionLayout(nn.Module):
   causal: bool = True
   decode: bool = False
   sliding_window: int | None = None
+  kernel: bool = False  # a causal `SegmentMask` for the Pallas kernels (not when decoding)
 
   @nn.compact
   def __call__(self, shape: tuple[int, int], attention_mask: Array | None = None,
@@ -291,6 +299,11 @@ class SelfAttentionLayout(nn.Module):
                causal_attention: Array | None = None):
     """Returns (query_positions [B,T], key_positions [B,S], mask, cache_index or None)."""
     batch, length = shape
+    if not self.decode and self.kernel:
+      if positions is None:
+        positions = default_positions(attention_mask, shape)
+      return positions, positions, kernel_mask(self.causal, self.sliding_window, attention_mask,
+                                               segment_ids, causal_attention), None
     if not self.decode:
       if positions is None:
         positions = default_positions(attention_mask, shape)
@@ -342,6 +355,32 @@ class SelfAttentionLayout(nn.Module):
     return positions, key_pos, mask, start
 
 
+class SegmentMask(NamedTuple):
+  """The causal mask of a Pallas kernel: tokens attend to earlier tokens of their segment.
+
+  `segment_ids` [B, T] (None: one segment): the packing segments, 0 for padding, or the
+  attention mask (1 real, 0 padding). A real token then sees exactly the keys the
+  [B, 1, T, S] mask of the same inputs gives it; a padding query sees earlier padding
+  (its output is ignored either way).
+  """
+  segment_ids: Array | None
+
+
+def kernel_mask(causal: bool, sliding_window: int | None, attention_mask: Array | None,
+                segment_ids: Array | None, causal_attention: Array | None) -> SegmentMask:
+  """The `SegmentMask` of a forward pass, or one line saying why a kernel cannot take it."""
+  if not causal or sliding_window is not None or causal_attention is not None:
+    what = ("bidirectional attention" if not causal else
+            "a sliding window" if sliding_window is not None else "a prefix-LM mask")
+    raise errors.ConfigError(f"model.attention: the Pallas kernels take causal attention "
+                             f"only, this model asks for {what}; use 'xla' or 'cudnn'")
+  segments = segment_ids
+  if attention_mask is not None:
+    valid = attention_mask.astype(jnp.int32)
+    segments = valid if segments is None else segments.astype(jnp.int32) * valid
+  return SegmentMask(None if segments is None else segments.astype(jnp.int32))
+
+
 def update_kv_cache(module: nn.Module, key: Array, value: Array, cache_index: Array):
   """Writes this step's [B, T, K, H] keys/values at `cache_index`; returns the whole cache.
 
@@ -359,18 +398,157 @@ def update_kv_cache(module: nn.Module, key: Array, value: Array, cache_index: Ar
   return cached_key.value, cached_value.value
 
 
-def attention(query: Array, key: Array, value: Array, mask: Array | None = None,
-              bias: Array | None = None, scale: float | None = None) -> Array:
+ATTENTION_IMPLEMENTATIONS = ("xla", "cudnn", "splash")
+KERNEL_ATTENTION = ("splash",)  # Pallas kernels: the layout gives them a `SegmentMask`
+
+# Run the Pallas kernels in interpret mode (any backend, slow): for parity tests on CPU.
+# Off, a kernel lowers for TPUs only.
+INTERPRET_KERNELS = False
+
+
+def attention(query: Array, key: Array, value: Array, mask: Array | SegmentMask | None = None,
+              bias: Array | None = None, scale: float | None = None,
+              implementation: str = "xla") -> Array:
   """Softmax attention over [B, T, N, H] / [B, S, K, H] (K divides N: grouped queries).
 
-  Logits and softmax are float32 (inside `jax.nn.dot_product_attention`); a fully masked
-  row (a padding query) gives a finite, ignored output.
+  Logits and softmax are float32 (every implementation); a fully masked
+  row (a padding query) gives a finite, ignored output. `implementation`: "xla", "cudnn"
+  (`jax.nn.dot_product_attention` on cuDNN's fused kernel: NVIDIA GPUs, bf16/fp16) or "splash"
+  (`splash_attention`, given a `SegmentMask`; decoding with a KV cache gets a boolean
+  mask and stays on XLA).
   """
+  if implementation not in ATTENTION_IMPLEMENTATIONS:
+    raise errors.ConfigError(f"model.attention={implementation!r}: known are "
+                             f"{list(ATTENTION_IMPLEMENTATIONS)}")
+  if isinstance(mask, SegmentMask):
+    if bias is not None:
+      raise errors.ConfigError(f"model.attention={implementation!r} takes no attention bias")
+    return splash_attention(query, key, value, mask.segment_ids, scale)
   if bias is not None:
     bias = bias.astype(jnp.float32) if query.dtype == jnp.float32 else bias.astype(query.dtype)
   if mask is not None:
     mask = jnp.broadcast_to(mask, (query.shape[0], 1, query.shape[1], key.shape[1]))
-  return jax.nn.dot_product_attention(query, key, value, bias=bias, mask=mask, scale=scale)
+  if implementation != "cudnn":
+    return xla_attention(query, key, value, bias=bias, mask=mask, scale=scale)
+  if query.dtype not in (jnp.bfloat16, jnp.float16):
+    raise errors.ConfigError(f"model.attention='cudnn' computes in bfloat16 or float16, "
+                             f"not {query.dtype}: set model.dtype=bfloat16, or use 'xla'")
+  try:
+    return jax.nn.dot_product_attention(query, key, value, bias=bias, mask=mask, scale=scale,
+                                        implementation="cudnn")
+  except RuntimeError as e:  # "cuDNN is not detected": no NVIDIA GPU here
+    raise errors.ConfigError(f"model.attention='cudnn' needs an NVIDIA GPU with cuDNN; jax "
+                             f"says {str(e).strip().rstrip('.')!r} (backend "
+                             f"{jax.default_backend()}); use 'xla'") from None
+
+
+def xla_attention(query: Array, key: Array, value: Array, bias: Array | None = None,
+                  mask: Array | None = None, scale: float | None = None) -> Array:
+  """`jax.nn.dot_product_attention`'s XLA computation (float32 logits and softmax, grouped
+  KV heads without repeating them, a fully masked row uniform), except for what the
+  backward pass keeps: the probabilities in the values' dtype (`_probabilities`), not the
+  float32 softmax jax.nn.softmax saves, so a bf16 model keeps half the bytes of its
+  largest per-layer activation, [B, N, T, S]. Float32 models compute exactly as before.
+  """
+  batch, length, heads, head_dim = query.shape
+  kv_heads = key.shape[2]
+  groups = heads // kv_heads
+  scale = head_dim ** -0.5 if scale is None else scale
+  precision = (jax.lax.DotAlgorithmPreset.BF16_BF16_F32 if query.dtype == jnp.bfloat16
+               else None)
+  grouped = query.reshape(batch, length, kv_heads, groups, head_dim)
+  logits = jnp.einsum("btkgh,bskh->bkgts", grouped, key, precision=precision,
+                      preferred_element_type=jnp.float32)
+  logits = logits * jnp.float32(scale)
+
+  def by_group(x):  # [B, N or 1, T, S] -> [B, K or 1, G or 1, T, S]
+    if x.shape[1] == 1:
+      return x[:, :, None]
+    return x.reshape(x.shape[0], kv_heads, groups, *x.shape[2:])
+
+  if bias is not None:
+    logits = logits + by_group(bias).astype(jnp.float32)
+  if mask is not None:
+    logits = jnp.where(by_group(mask), logits, jnp.float32(-0.7 * np.finfo(np.float32).max))
+  probs = _probabilities(logits, jnp.dtype(value.dtype))
+  out = jnp.einsum("bkgts,bskh->btkgh", probs, value)
+  return out.reshape(batch, length, heads, value.shape[-1])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _probabilities(logits: Array, dtype) -> Array:
+  """softmax(float32 logits) in `dtype`; the backward pass keeps only that result."""
+  return jax.nn.softmax(logits, axis=-1).astype(dtype)
+
+
+def _probabilities_fwd(logits, dtype):
+  probs = _probabilities(logits, dtype)
+  return probs, probs
+
+
+def _probabilities_bwd(dtype, probs, grad):
+  del dtype
+  p, g = probs.astype(jnp.float32), grad.astype(jnp.float32)
+  return (p * (g - jnp.sum(p * g, axis=-1, keepdims=True)),)
+
+
+_probabilities.defvjp(_probabilities_fwd, _probabilities_bwd)
+
+
+def _kernel_block(length: int) -> int:
+  """The splash kernel's tile along the (padded) sequence: the largest of 512, 256, 128
+  dividing it."""
+  return next(block for block in (512, 256, 128) if length % block == 0)
+
+
+def splash_attention(query: Array, key: Array, value: Array, segment_ids: Array | None,
+                     scale: float | None = None) -> Array:
+  """Causal attention by the Pallas splash kernel (jax.experimental.pallas.ops.tpu), as
+  MaxText wires it: [B, T, N, H] in and out, the kernel's [N, T, H] per batch row under
+  `jax.vmap`, and under a mesh one `shard_map` over the batch and head axes (the kernel
+  is a custom call GSPMD cannot split). Its softmax statistics are float32; its backward
+  recomputes the probabilities block by block instead of keeping [B, N, T, S].
+  """
+  from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as sk
+  from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as sm
+  if query.shape[1] != key.shape[1]:
+    raise errors.ConfigError("model.attention='splash' is self-attention: query and key "
+                             f"lengths differ ({query.shape[1]} vs {key.shape[1]})")
+  batch, given, head_dim = query.shape[0], query.shape[1], query.shape[-1]
+  scale = head_dim ** -0.5 if scale is None else scale
+  # The kernel tiles by 128: a shorter or ragged sequence is padded at the end with keys
+  # of a segment of their own, which causality already hides from every real query.
+  length = -(-given // 128) * 128
+  block = _kernel_block(length)
+  segments = (jnp.ones((batch, given), jnp.int32) if segment_ids is None
+              else segment_ids.astype(jnp.int32))
+  pad = ((0, 0), (0, length - given), (0, 0), (0, 0))
+  query = jnp.pad(query * jnp.asarray(scale, query.dtype), pad).swapaxes(1, 2)  # [B, N, T, H]
+  key, value = jnp.pad(key, pad).swapaxes(1, 2), jnp.pad(value, pad).swapaxes(1, 2)
+  segments = jnp.pad(segments, ((0, 0), (0, length - given)), constant_values=-1)
+  interpret = INTERPRET_KERNELS
+
+  def kernel_call(q, k, v, seg):  # one shard: the mask and tiles of its own heads
+    mask = sm.MultiHeadMask([sm.CausalMask((length, length))] * q.shape[1])
+    sizes = sk.BlockSizes(block_q=block, block_kv=block, block_kv_compute=block,
+                          block_q_dkv=block, block_kv_dkv=block, block_kv_dkv_compute=block,
+                          block_q_dq=block, block_kv_dq=block)
+    kernel = sk.make_splash_mha(mask, block_sizes=sizes, head_shards=1, q_seq_shards=1,
+                                interpret=interpret)
+    return jax.vmap(lambda q1, k1, v1, s1: kernel(q1, k1, v1, segment_ids=sk.SegmentIds(s1, s1))
+                    )(q, k, v, seg)
+
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty:
+    out = kernel_call(query, key, value, segments)
+  else:
+    kv_axis = "heads" if key.shape[1] == query.shape[1] else "kv_heads"
+    q_spec = nn.logical_to_mesh_axes(("batch", "heads", None, None))
+    kv_spec = nn.logical_to_mesh_axes(("batch", kv_axis, None, None))
+    seg_spec = nn.logical_to_mesh_axes(("batch", None))
+    out = jax.shard_map(kernel_call, mesh=mesh, in_specs=(q_spec, kv_spec, kv_spec, seg_spec),
+                        out_specs=q_spec, check_vma=False)(query, key, value, segments)
+  return out.swapaxes(1, 2)[:, :given]
 
 
 class MultiHeadAttention(nn.Module):
@@ -392,6 +570,7 @@ class MultiHeadAttention(nn.Module):
   rope_scaling: tuple[tuple[str, Any], ...] | None = None
   fused_qkv: bool = False             # self-attention only, no grouped KV heads
   decode: bool = False
+  implementation: str = "xla"         # `attention`'s: xla | cudnn | splash
   dtype: DType = jnp.float32
   param_dtype: DType = jnp.float32
   kernel_init: Any = normal_init(0.02)
@@ -427,7 +606,8 @@ class MultiHeadAttention(nn.Module):
     query = constrain(query, BLHK)
     if self.decode and kv_input is None:
       key, value = update_kv_cache(self, key, value, cache_index)
-    out = attention(query, key, value, mask=mask, bias=bias, scale=self.scale)
+    out = attention(query, key, value, mask=mask, bias=bias, scale=self.scale,
+                    implementation=self.implementation)
     out = Dense((x.shape[-1],), ("heads", "kv", "embed"), in_dims=2, use_bias=self.out_bias,
                 dtype=self.dtype, param_dtype=self.param_dtype, kernel_init=self.kernel_init,
                 name="out")(out)

@@ -41,6 +41,7 @@ class LlamaConfig:
   initializer_range: float = 0.02
   dropout: float = 0.0
   remat: bool = False
+  attention: str = "xla"      # layers.attention implementation (registry.ATTENTION)
   scan_layers: bool = False  # one nn.scan over stacked layers (decoder.py)
 
   @classmethod
@@ -139,7 +140,8 @@ class LlamaBlock(decoder.DecoderBlock):
         cfg.num_heads, cfg.head_dim, num_kv_heads=cfg.num_kv_heads, qkv_bias=cfg.qkv_bias,
         out_bias=cfg.out_bias, rope_theta=cfg.rope_theta, rope_scaling=cfg.rope_scaling,
         decode=self.decode, kernel_init=layers.normal_init(cfg.initializer_range),
-        name="attention", **self.kw)(h, mask=mask, positions=positions, cache_index=cache_index)
+        implementation=cfg.attention, name="attention", **self.kw)(
+            h, mask=mask, positions=positions, cache_index=cache_index)
 
   def feed_forward(self, h):
     cfg = self.config

@@ -13,6 +13,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from underrep_jax import errors
 from underrep_jax.models import bert
 from underrep_jax.models import bloom
 from underrep_jax.models import llama
@@ -134,18 +135,43 @@ def check_scan_layers(family: Family, scan_layers: bool | None) -> None:
                      f"only {scanning} can")
 
 
+# `attention` implementations (`layers.attention`) and the families that can take each:
+# the Pallas kernels have no additive bias (ALiBi, T5's relative positions) and only a
+# causal mask, so of the families only Llama (Mistral, Qwen2) can use them.
+ATTENTION = {"xla": tuple(FAMILIES), "cudnn": tuple(FAMILIES), "splash": ("llama",)}
+
+
+def check_attention(family: Family, attention: str | None) -> None:
+  """One-line error for an unknown `attention` or one the family cannot use."""
+  if attention is None:
+    return
+  if attention not in ATTENTION:
+    raise errors.ConfigError(f"model.attention={attention!r}: known are {sorted(ATTENTION)}")
+  if family.name not in ATTENTION[attention]:
+    raise errors.ConfigError(
+        f"model.attention={attention!r} is for causal attention without a bias (families "
+        f"{list(ATTENTION[attention])}); {family.name} needs its attention bias or mask: "
+        "use 'xla' or 'cudnn'")
+
+
 def build(family: str, config: Any, dtype="float32", param_dtype="float32",
-          remat: bool | None = None, scan_layers: bool | None = None) -> nn.Module:
+          remat: bool | None = None, scan_layers: bool | None = None,
+          attention: str | None = None) -> nn.Module:
   """A Flax module of `family` ('bloom', 'llama', 'xglm', 't5', 'bert' or an HF model_type).
 
   `dtype` is the compute dtype, `param_dtype` the stored one; `remat` wraps each layer
   in `nn.remat` (recompute activations in the backward pass); `scan_layers` (decoder-only
   families) runs the layers as one `nn.scan` over stacked parameters, which compiles one
-  layer instead of num_layers; None keeps the config's.
+  layer instead of num_layers; `attention` picks `layers.attention`'s implementation
+  ("xla", "cudnn", "splash"; `ATTENTION` says which family takes which); None keeps the
+  config's.
   """
   fam = get_family(family)
   check_scan_layers(fam, scan_layers)
+  check_attention(fam, attention)
   overrides = {} if remat is None else {"remat": remat}
+  if attention is not None:
+    overrides["attention"] = attention
   if scan_layers is not None and can_scan(fam):
     overrides["scan_layers"] = scan_layers
   cfg = make_config(fam, config, **overrides)

@@ -56,6 +56,7 @@ class ModelSource:
   param_dtype: str = "float32"
   remat: bool = False
   scan_layers: bool = False
+  attention: str = "xla"
 
   @classmethod
   def from_config(cls, model_config, default_path=None) -> "ModelSource":
@@ -68,7 +69,8 @@ class ModelSource:
       family = registry.family_for_model_type(hf.read_config(resolved)["model_type"]).name
     return cls(path=resolved, family=family, scratch=dict(model_config.scratch.to_dict()),
                dtype=model_config.dtype, param_dtype=model_config.param_dtype,
-               remat=bool(model_config.remat), scan_layers=bool(model_config.scan_layers))
+               remat=bool(model_config.remat), scan_layers=bool(model_config.scan_layers),
+               attention=str(model_config.attention))
 
   @property
   def kind(self) -> str:
@@ -78,7 +80,7 @@ class ModelSource:
   @property
   def _options(self) -> dict[str, Any]:
     return dict(dtype=self.dtype, param_dtype=self.param_dtype, remat=self.remat,
-                scan_layers=self.scan_layers)
+                scan_layers=self.scan_layers, attention=self.attention)
 
   def module(self, vocab_size: int | None = None) -> nn.Module:
     """The Flax module, without reading any weight. From scratch, `vocab_size` (the

@@ -42,6 +42,7 @@ class T5Config:
   dropout_rate: float = 0.0
   initializer_factor: float = 1.0
   remat: bool = False
+  attention: str = "xla"      # layers.attention implementation (registry.ATTENTION)
 
   @classmethod
   def from_hf(cls, hf) -> "T5Config":
@@ -124,7 +125,8 @@ class T5Block(nn.Module):
     drop = lambda h: nn.Dropout(cfg.dropout_rate)(h, deterministic=self.deterministic)
     attention = lambda name, decode: layers.MultiHeadAttention(
         cfg.num_heads, cfg.d_kv, scale=1.0, decode=decode,
-        kernel_init=layers.normal_init(f * (cfg.d_model * cfg.d_kv) ** -0.5), name=name, **kw)
+        kernel_init=layers.normal_init(f * (cfg.d_model * cfg.d_kv) ** -0.5),
+        implementation=cfg.attention, name=name, **kw)
     h = attention("attention", self.decode)(norm("attention_norm")(x), mask=mask, bias=bias,
                                             cache_index=cache_index)
     x = x + drop(h)

@@ -33,6 +33,7 @@ class XGLMConfig:
   dropout: float = 0.0
   initializer_range: float = 0.02
   remat: bool = False
+  attention: str = "xla"      # layers.attention implementation (registry.ATTENTION)
   scan_layers: bool = False  # one nn.scan over stacked layers (decoder.py)
 
   @classmethod
@@ -97,7 +98,8 @@ class XGLMBlock(decoder.DecoderBlock):
     return layers.MultiHeadAttention(
         cfg.num_heads, cfg.hidden_size // cfg.num_heads, qkv_bias=True, out_bias=True,
         decode=self.decode, kernel_init=layers.normal_init(cfg.initializer_range),
-        name="attention", **self.kw)(h, mask=mask, cache_index=cache_index)
+        implementation=cfg.attention, name="attention", **self.kw)(
+            h, mask=mask, cache_index=cache_index)
 
   def feed_forward(self, h):
     cfg = self.config

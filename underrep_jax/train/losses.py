@@ -68,18 +68,54 @@ def encoder_decoder_adapter(module, **apply_kwargs) -> Adapter:
   return adapter
 
 
+@jax.custom_vjp
+def token_nll(logits: jax.Array, targets: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(-log softmax(logits)[target], log Z) per token, [B, T] each, in float32.
+
+  The arithmetic is float32 whatever the logits' dtype, but what the backward pass keeps
+  is the logits as they came (bf16 logits: half the bytes of a float32 copy of
+  [B, T, V], the largest activation of a small-model step) and log Z; the gradient
+  softmax - onehot is recomputed from them, fused, in the logits' dtype.
+  """
+  return _token_nll(logits, targets)
+
+
+def _token_nll(logits, targets):
+  log_z = jax.nn.logsumexp(logits.astype(jnp.float32), axis=-1)
+  # Picked before the (exact) cast: a float32 [B, T, V] copy is never needed.
+  target_logits = jnp.take_along_axis(logits, targets[..., None].astype(jnp.int32),
+                                      axis=-1)[..., 0].astype(jnp.float32)
+  return log_z - target_logits, log_z
+
+
+def _token_nll_fwd(logits, targets):
+  nll, log_z = _token_nll(logits, targets)
+  return (nll, log_z), (logits, targets, log_z)
+
+
+def _token_nll_bwd(residuals, cotangents):
+  logits, targets, log_z = residuals
+  d_nll, d_log_z = cotangents  # d nll / d logits = softmax - onehot; d log Z = softmax
+  probs = jnp.exp(logits.astype(jnp.float32) - log_z[..., None])
+  onehot = jax.nn.one_hot(targets, logits.shape[-1], dtype=jnp.float32)
+  d_logits = probs * (d_nll + d_log_z)[..., None] - onehot * d_nll[..., None]
+  return d_logits.astype(logits.dtype), None
+
+
+token_nll.defvjp(_token_nll_fwd, _token_nll_bwd)
+
+
 def cross_entropy(logits: jax.Array, targets: jax.Array, weights: jax.Array,
                   z_loss: float = 0.0) -> tuple[jax.Array, jax.Array, dict[str, jax.Array]]:
   """Weighted token cross-entropy in float32: (loss_sum, weight, metric sums).
 
   `z_loss` adds z_loss * log(Z)^2 per token (PaLM/T5X), which keeps the softmax
   normaliser near 1 in low precision; it is included in loss_sum and reported separately.
+  The backward pass keeps the logits in their own dtype (`token_nll`).
   """
-  logits = logits.astype(jnp.float32)
   weights = weights.astype(jnp.float32)
-  log_z = jax.nn.logsumexp(logits, axis=-1)
-  target_logits = jnp.take_along_axis(logits, targets[..., None].astype(jnp.int32), axis=-1)[..., 0]
-  nll = log_z - target_logits
+  targets = targets.astype(jnp.int32)
+  nll, log_z = token_nll(logits, targets)
   correct = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32)
   metrics = {"nll": jnp.sum(nll * weights), "accuracy": jnp.sum(correct * weights)}
   loss = nll

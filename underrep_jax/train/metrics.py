@@ -64,7 +64,7 @@ def module_flops_per_token(module, init_params, seq_len: int) -> tuple[int, floa
 
   The FLOPs are the family's own count (`config.flops_per_token`, MaxText's: the input
   embedding is a gather, not a matmul) where the family has one (the decoder-only
-  families); otherwise 6 N + 12 L d T over all parameters.
+  families and the BERT-family encoders); otherwise 6 N + 12 L d T over all parameters.
   """
   from flax import linen as nn
   abstract = jax.eval_shape(init_params, jax.random.PRNGKey(0))

@@ -115,6 +115,13 @@ def test_classification_task_declares_labels_and_prompts(tmp_path):
   task = eval_tasks.register_csv_classification(
       "test_declared_reviews", {"test": tmp_path / "r.csv"}, labels=("bad", "good"),
       templates=("{text} ->",), verbalizer={"bad": "negative", "good": "positive"})
+  try:
+    _check_declared(task)
+  finally:  # other tests walk the registry; this task's file is gone after the test
+    seqio.TaskRegistry.remove("test_declared_reviews")
+
+
+def _check_declared(task):
   assert seqio.get_mixture_or_task("test_declared_reviews") is task
   assert task.labels == ("bad", "good")
   assert [p.answer("good") for p in task.prompts] == [" positive"]

@@ -32,6 +32,16 @@ from underrep_jax import files
 from underrep_jax.experiments import configs
 
 DONE_FILE = ".stage_done.json"
+
+
+def _aside_name(stage) -> pathlib.Path:
+  """Where a replaced stage's workdir goes: <stage>.replaced-<time>[-<n>], never taken
+  (two replacements within one second get different names)."""
+  base = f"{stage.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+  aside, n = stage.workdir.with_name(base), 1
+  while aside.exists():
+    aside, n = stage.workdir.with_name(f"{base}-{n}"), n + 1
+  return aside
 _REF = re.compile(r"\{stage:([A-Za-z0-9_]+)\}")
 DONE, PENDING, STARTED, CHANGED = "done", "pending", "started", "changed"
 
@@ -268,7 +278,7 @@ def run(experiment: ml_collections.ConfigDict, workdir: str | os.PathLike,
       continue
     if state == CHANGED:
       fields = changed_fields(stage, read_done(stage))
-      aside = stage.workdir.with_name(f"{stage.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+      aside = _aside_name(stage)
       stage.workdir.rename(aside)
       logging.warning("stage %s: config changed (%s); moved its workdir to %s and running it "
                       "again", stage.name, ", ".join(fields[:6]), aside)

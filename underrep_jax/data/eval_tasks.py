@@ -59,6 +59,13 @@ class ClassificationTask(seqio.Task):
     self.prompts = tuple(prompts)
     self.language = language
 
+  def prompts_in(self, prompt_languages) -> list[prompt_lib.Prompt]:
+    """The prompt variants in `prompt_languages` (all of them when none is asked for or
+    none matches: a user's task may have prompts in one language only)."""
+    chosen = [p for p in self.prompts
+              if not prompt_languages or p.prompt_language in prompt_languages]
+    return chosen or list(self.prompts)
+
 
 class TranslationTask(seqio.Task):
   """A generation task from `source_language` into `target_language`."""

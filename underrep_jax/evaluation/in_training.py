@@ -72,8 +72,7 @@ def classification_sets(named_tasks: Sequence[tuple[str, eval_tasks.Classificati
   """Reads each (group, task)'s examples once, before training starts."""
   out = []
   for group, task in named_tasks:
-    prompts = [p for p in task.prompts if not prompt_languages or
-               p.prompt_language in prompt_languages] or list(task.prompts)
+    prompts = task.prompts_in(prompt_languages)
     rows = eval_tasks.examples(task, split, max_examples)
     out.append(ClassificationSet(group, task.name, task.language, task.labels, tuple(prompts),
                                  tuple(rows)))

@@ -116,12 +116,6 @@ def score_rows(scorer: scoring.Scorer, group: str, rows: list[dict], prompt_vari
   return records
 
 
-def prompt_variants(task: eval_tasks.ClassificationTask, prompt_languages: list[str]) -> list:
-  """The task's prompts in the requested prompt languages (all of them if none match)."""
-  chosen = [p for p in task.prompts if not prompt_languages or p.prompt_language in prompt_languages]
-  return chosen or list(task.prompts)
-
-
 def run_classification(config, model, selection: Selection) -> tuple[list[dict], dict]:
   if not selection.classification:
     return [], {}
@@ -138,7 +132,7 @@ def run_classification(config, model, selection: Selection) -> tuple[list[dict],
       rows = eval_tasks.examples(task, config.split, config.max_examples)
       if not rows:
         raise errors.DataError(f"{task.name}: no {config.split} examples to evaluate")
-      variants = prompt_variants(task, split_list(config.prompt_languages))
+      variants = task.prompts_in(split_list(config.prompt_languages))
       logging.info("%s: %d examples x %d prompts", task.name, len(rows), len(variants))
       records += score_rows(scorer, group, rows, variants, config.scoring)
   return records, labels_by_group

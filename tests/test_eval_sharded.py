@@ -138,3 +138,21 @@ def test_lowered_scoring_step_is_the_scorers(tiny_path, single):
   label_sum = model.call_batch(lambda p, *a: compiled(p, *a), (ids, mask), label_ids,
                                label_mask)[0]
   np.testing.assert_allclose(label_sum, single[0]["sum"][:8], rtol=DECODER_RTOL)
+
+
+def test_lowered_generation_is_the_generators(tiny_path, single):
+  """`generation.lower` (what `plan` compiles for a target) generates the Generator's
+  tokens: the same greedy ids for the same left-padded batch."""
+  topology = parallel.Topology.create((2, 4, 1))
+  model = model_loading.load(tiny_path, topology=topology)
+  prompts = model_loading.encode(model, PROMPTS[:8])
+  from underrep_jax.models import batching
+  ids, mask = batching.pad_rows(prompts, 64, model.ids.pad, side="left")
+  compiled = generation.lower(model.module, model.kind, topology, batch_size=8,
+                              prompt_length=64, max_new_tokens=6, eos_id=model.ids.eos,
+                              pad_id=model.ids.pad).compile()
+  tokens = model.call_batch(lambda p, *a: compiled(p, *a), (ids, mask))
+  expected = generation.Generator(model, batch_size=8, max_new_tokens=6,
+                                  length_multiple=64).generate_ids(prompts)
+  eos = model.ids.eos
+  assert [row[:row.index(eos)] if eos in row else row for row in tokens.tolist()] == expected

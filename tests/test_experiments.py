@@ -192,8 +192,8 @@ def test_plan_takes_one_stage_of_an_experiment(tmp_path):
   stage = runner.single_stage_config(config, tmp_path)
   assert stage.job == "instructalign" and stage.data.objective_set == "pair_xss"
   from underrep_jax import plan
-  config.only = "eval_base_nusax"
-  with pytest.raises(errors.ConfigError, match="config.job='evaluate': plan builds"):
+  config.only = "compare"
+  with pytest.raises(errors.ConfigError, match="config.job='experiment_report': plan builds"):
     plan.plan(config, plan.TARGETS["v5e-8"], 0)
   config.only = ""
   with pytest.raises(errors.ConfigError, match="name one stage"):

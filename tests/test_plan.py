@@ -87,6 +87,57 @@ def test_a_step_that_overflows_the_chip_is_a_one_line_verdict():
   assert "Traceback" not in result.stderr
 
 
+# A 2-layer decoder described by its config.json alone, wide and with short prompts, so
+# matmuls are nearly all of its FLOPs (the model's count halves attention for the causal
+# mask, XLA computes it whole). The evaluate job's own config, its classification and
+# its translation task.
+SMALL_DECODER = {"model_type": "llama", "vocab_size": 1000, "hidden_size": 1024,
+                 "intermediate_size": 4096, "num_hidden_layers": 2, "num_attention_heads": 16,
+                 "max_position_embeddings": 512, "tie_word_embeddings": False}
+EVALUATE = ("--config=configs/evaluate.py:tiny", "--config.languages=ind",
+            "--config.max_prompt_tokens=32", "--config.max_new_tokens=8",
+            "--config.batch_size=16")
+
+
+def decoder_dir(tmp_path, **fields) -> str:
+  directory = tmp_path / "decoder"
+  directory.mkdir()
+  (directory / "config.json").write_text(json.dumps({**SMALL_DECODER, **fields}))
+  return str(directory)
+
+
+@needs_libtpu
+def test_evaluation_steps_compile_for_a_tpu_slice(tmp_path):
+  """The evaluate job's scoring and generation calls, as its Scorer and Generator make
+  them, compiled for v5e-8 from a config.json; scoring's FLOPs are the model's forward
+  count within 2% (only the last prompt position reaches the output head)."""
+  result = run_plan(*EVALUATE, f"--config.model.path={decoder_dir(tmp_path)}",
+                    "--target=v5e-8")
+  assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+  out = result.stdout
+  assert "scoring: 16 prompts x 32 tokens, 3 labels x 8 tokens" in out
+  assert "generation: 16 prompts x 32 tokens + 8 new tokens, greedy" in out
+  assert len(re.findall(r"peak per chip: [\d.]+ GiB of 16.00 GiB HBM", out)) == 2
+  ratio = float(re.search(r"XLA/model ([\d.]+)", out).group(1))
+  assert abs(ratio - 1) < 0.02, out
+  assert out.strip().splitlines()[-1] == "verdict: fits on v5e-8"
+
+
+@needs_libtpu
+def test_evaluation_that_overflows_suggests_what_fits(tmp_path):
+  """A 1M-token vocabulary at width 2048 (16 GiB of float32 embedding and head) does not
+  fit replicated on one v5e chip; FSDP over the 8 chips does, and plan says so."""
+  model = decoder_dir(tmp_path, vocab_size=1_000_000, hidden_size=2048,
+                      intermediate_size=2048, num_attention_heads=16)
+  result = run_plan(*EVALUATE, f"--config.model.path={model}", "--config.mt_tasks=",
+                    "--target=v5e-8")
+  assert result.returncode == plan.EXIT_DOES_NOT_FIT, result.stdout + result.stderr[-3000:]
+  lines = result.stdout.strip().splitlines()
+  assert lines[-2] == "verdict: does not fit on v5e-8"
+  assert lines[-1] == "suggestion: fits with --config.mesh.shape='(1,-1,1)' (compiled)"
+  assert "Traceback" not in result.stderr
+
+
 @needs_libtpu
 def test_univar_tiny_step_compiles_for_a_tpu_slice(tmp_path):
   """UniVaR's own step (`jobs.univar.train_spec`: InfoNCE on pairs of views): 16 pairs x

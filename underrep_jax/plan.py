@@ -6,6 +6,8 @@
         --config.only=pair_xss_r100k --target=v5e-8   # one training stage of an experiment
     python -m underrep_jax.plan --config=configs/univar.py:paper --target=v5e-8 \
         --config.views.max_qas=1   # all-MiniLM-L6-v2 (512 positions): λ=1, 256 tokens
+    python -m underrep_jax.plan --config=configs/evaluate.py:paper --target=v5e-8 \
+        --config.model.path=DIR --config.mesh.shape='(1,-1,1)'   # the evaluation's steps
 
 The job's exact train step (its `train_spec`, `jobs.instruct.train_spec` or
 `jobs.univar.train_spec`, + `train.program.build`: what `train_on_mixture` and UniVaR's
@@ -21,6 +23,11 @@ time for the target from this host:
   (`pip install -e ".[cuda]"`: the plugin alone, no CUDA libraries or driver) and a GPU
   target config shipped in `underrep_jax/targets/`. XLA's GPU compiler counts no FLOPs:
   they come from a compile of the same step on as many host CPU devices.
+
+The evaluate job is planned by its two jitted calls, as its Scorer and Generator make
+them (`scoring.lower`, `generation.lower`): one scoring batch at `max_prompt_tokens`
+with the selected tasks' largest label set (labels planned at PLANNED_LABEL_TOKENS
+tokens), and one generation batch of `max_new_tokens` (greedy or beams).
 
 Printed per chip: argument, output, temporary and generated-code memory, the peak against
 the chip's HBM; XLA's FLOPs per step against the model's own count
@@ -55,7 +62,9 @@ _SEARCH_SECONDS = flags.DEFINE_float(
 
 EXIT_DOES_NOT_FIT = 3
 GIB = 1024**3
-PLANNED_JOBS = ("instruct", "instructalign", "univar")
+PLANNED_JOBS = ("instruct", "instructalign", "univar", "evaluate")
+# Label continuations are planned at this many tokens (verbalizers take 1 to 4).
+PLANNED_LABEL_TOKENS = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,15 +227,20 @@ def step_tokens(config, spec) -> tuple[int, str]:
 
 def compile_step(config, devices) -> Attempt:
   """Compiles `config`'s train step for `devices`; an out-of-memory compile is a result."""
-  import jax
   from underrep_jax import validation
   from underrep_jax.train import program as program_lib
   validation.validate_training(config, num_devices=len(devices))
   spec = train_spec(config)
   program = program_lib.build(config, _mesh(config, devices), spec.init_params, spec.loss_fn)
+  return compile_attempt(lambda: program.compile(program.abstract_batch(spec.batch_shapes)))
+
+
+def compile_attempt(compile_fn) -> Attempt:
+  """Runs `compile_fn` (a compile for the target); an out-of-memory compile is a result."""
+  import jax
   start = time.perf_counter()
   try:
-    compiled = program.compile(program.abstract_batch(spec.batch_shapes))
+    compiled = compile_fn()
   except jax.errors.JaxRuntimeError as e:
     if "RESOURCE_EXHAUSTED" not in str(e):
       raise
@@ -359,6 +373,160 @@ def _host_cpu() -> str:
   return f"{names[0] if names else 'unknown CPU'}, {os.cpu_count()} cores"
 
 
+def print_target(target: Target, devices, topology) -> None:
+  print(f"target: {target.name}: {len(devices)} x {devices[0].device_kind}, "
+        f"{_gib(target.hbm_bytes)} HBM each; mesh (data, fsdp, tensor) "
+        f"{topology.mesh.devices.shape}")
+
+
+def print_memory(attempt: Attempt, target: Target, indent: str = "") -> None:
+  m = attempt.memory
+  print(f"{indent}memory per chip: arguments {_gib(m['argument'])}, outputs "
+        f"{_gib(m['output'])} ({_gib(m['alias'])} aliased to donated arguments), "
+        f"temporaries {_gib(m['temp'])}, generated code {_gib(m['code'])}")
+  print(f"{indent}peak per chip: {_gib(attempt.peak)} of {_gib(target.hbm_bytes)} HBM "
+        f"({100 * attempt.peak / target.hbm_bytes:.0f}%)"
+        + ("; JAX's GPU allocator takes 75% of it unless XLA_PYTHON_CLIENT_MEM_FRACTION "
+           "says otherwise" if target.platform == "cuda" else ""))
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationStep:
+  """One jitted step of the evaluation job, as its Scorer or Generator calls it."""
+  name: str          # scoring | generation
+  words: str         # its batch in words
+  model_flops: float  # forward FLOPs of one call, from the model's own count
+  lower: object       # devices -> jax Lowered
+
+  def compile(self, devices) -> Attempt:
+    return compile_attempt(lambda: self.lower(devices).compile())
+
+
+def evaluation_steps(config) -> tuple[int, list[EvaluationStep]]:
+  """The model's parameter count and the evaluate job's steps for `config`: rank
+  classification's scoring call (if a classification task is selected) and generation's
+  (if a generation task is), at the job's batch size and its longest prompts
+  (`max_prompt_tokens`)."""
+  import tasks
+  from underrep_jax.evaluation import generation, scoring
+  from underrep_jax.jobs import evaluate
+  from underrep_jax.models import batching, initialize
+  from underrep_jax.train import metrics as metrics_lib
+  tasks.registry.import_modules(config.task_modules)
+  selection = evaluate.select(config)
+  source = _model_source(config)
+  if source.kind not in ("decoder", "encoder_decoder"):
+    raise errors.ConfigError(f"model {source.family} is an encoder: the evaluate job needs "
+                             "a language model")
+  module = source.module()
+  init = initialize.make_init_fn(module)
+  prompt = int(config.max_prompt_tokens)
+  new = int(config.max_new_tokens)
+  beams = int(config.num_beams)
+
+  def forward_flops(tokens: int, context: int) -> float:
+    """Forward FLOPs of `tokens` positions attending to `context` (a third of the
+    training count, which is forward + backward)."""
+    return tokens * metrics_lib.module_flops_per_token(module, init, context)[1] / 3
+
+  def batch_rows(devices) -> int:
+    return batching.round_up(int(config.batch_size), _mesh(config, devices).data_parallel_size)
+
+  rows = int(config.batch_size)
+  steps = []
+  if selection.classification:
+    labels = max(len(t.labels) for group in selection.classification.values() for t in group)
+    whole = config.scoring == "whole"
+    label_tokens = rows * labels * PLANNED_LABEL_TOKENS
+    # Without the prompt's own score only its last position's logits are used: XLA
+    # leaves the output head out for the others.
+    cfg = module.config
+    unused_head = 0 if whole or source.kind != "decoder" else (
+        rows * (prompt - 1) * 2 * cfg.hidden_size * cfg.vocab_size)
+    steps.append(EvaluationStep(
+        "scoring",
+        f"{rows} prompts x {prompt} tokens, {labels} labels x {PLANNED_LABEL_TOKENS} tokens "
+        f"each from the prompt's cache (scoring {config.scoring})",
+        forward_flops(rows * prompt, prompt) + forward_flops(label_tokens, prompt)
+        - unused_head,
+        lambda devices: scoring.lower(
+            module, source.kind, _mesh(config, devices), batch_size=batch_rows(devices),
+            prompt_length=prompt, num_labels=labels, label_length=PLANNED_LABEL_TOKENS,
+            with_prompt=whole)))
+  if selection.generation:
+    search = "greedy" if beams == 1 else f"beam search, {beams} beams"
+    steps.append(EvaluationStep(
+        "generation", f"{rows} prompts x {prompt} tokens + {new} new tokens, {search}",
+        forward_flops(rows * prompt, prompt) + forward_flops(rows * beams * new, prompt + new),
+        lambda devices: generation.lower(
+            module, source.kind, _mesh(config, devices), batch_size=batch_rows(devices),
+            prompt_length=prompt, max_new_tokens=new, num_beams=beams, greedy=beams == 1)))
+  return metrics_lib.module_flops_per_token(module, init, prompt)[0], steps
+
+
+def suggest_evaluation(config, devices, target: Target, budget_s: float) -> str:
+  """What fits instead: FSDP over every chip, then the largest batch (halving)."""
+  deadline = time.perf_counter() + budget_s
+
+  def fits(candidate) -> bool:
+    return all(step.compile(devices).fits(target.hbm_bytes)
+               for step in evaluation_steps(candidate)[1])
+
+  lean, flags_used = config, []
+  if tuple(config.mesh.shape) != (1, -1, 1):
+    lean = _with(lean, **{"mesh.shape": (1, -1, 1)})
+    flags_used.append("--config.mesh.shape='(1,-1,1)'")
+    if budget_s > 0 and fits(lean):
+      return f"fits with {flags_used[0]} (compiled)"
+  batch = int(config.batch_size) // 2
+  while batch >= 1 and budget_s > 0 and time.perf_counter() < deadline:
+    if fits(_with(lean, **{"batch_size": batch})):
+      return f"fits with {' '.join(flags_used + [f'--config.batch_size={batch}'])} (compiled)"
+    batch //= 2
+  if batch < 1:
+    return "even one row per batch does not fit: a larger slice or a smaller model is needed"
+  return f"none found within --search_seconds={budget_s:g}"
+
+
+def plan_evaluation(config, target: Target, search_seconds: float) -> int:
+  """Prints the plan of the evaluate job's steps on `target`; 0 all fit, 3 not."""
+  devices = target_devices(target)
+  config = _with_local_model(config)
+  params_count, steps = evaluation_steps(config)
+  topology = _mesh(config, devices)
+  model = config.model
+  print_target(target, devices, topology)
+  print(f"model: {_model_source(config).family}, {params_count / 1e6:.1f}M parameters; "
+        f"dtype {model.dtype}, params {model.param_dtype}; batches over "
+        f"{topology.data_parallel_size} data shards")
+  fit = True
+  for step in steps:
+    print(f"{step.name}: {step.words}")
+    attempt = step.compile(devices)
+    print(f"  compiled in {attempt.seconds:.1f} s on {_host_cpu()}")
+    if attempt.out_of_memory:
+      print(f"  does not fit: {attempt.out_of_memory}")
+      fit = False
+      continue
+    print_memory(attempt, target, indent="  ")
+    fit = fit and attempt.fits(target.hbm_bytes)
+    xla = ""
+    if step.name == "scoring" and attempt.flops and target.platform == "tpu":
+      xla_flops = attempt.flops * len(devices)
+      xla = f"XLA {xla_flops:.3g}, "
+      if not model.scan_layers:
+        xla += f"XLA/model {xla_flops / step.model_flops:.3f}, "
+    elif step.name == "generation":
+      xla = "XLA counts the decode loop's body once, so only the model's count: "
+    print(f"  flops per call: {xla}model forward {step.model_flops:.3g}")
+  if fit:
+    print(f"verdict: fits on {target.name}")
+    return 0
+  print(f"verdict: does not fit on {target.name}")
+  print(f"suggestion: {suggest_evaluation(config, devices, target, search_seconds)}")
+  return EXIT_DOES_NOT_FIT
+
+
 def plan(config, target: Target, search_seconds: float) -> int:
   """Prints the plan of `config` on `target`; returns the exit code (0 fits, 3 not)."""
   if config.get("job") == "experiment":  # one stage of it: --config.only=STAGE
@@ -367,9 +535,11 @@ def plan(config, target: Target, search_seconds: float) -> int:
     workdir = (parsed and flags.FLAGS.workdir) or launcher.default_workdir(
         flags.FLAGS["config"].serialize() if parsed else "experiment")
     config = runner.single_stage_config(config, os.path.abspath(workdir))
+  if config.get("job") == "evaluate":
+    return plan_evaluation(config, target, search_seconds)
   if config.get("job") not in PLANNED_JOBS:
-    raise errors.ConfigError(f"config.job={config.get('job')!r}: plan builds the training "
-                             f"step of the {', '.join(PLANNED_JOBS[:-1])} and "
+    raise errors.ConfigError(f"config.job={config.get('job')!r}: plan builds the steps "
+                             f"of the {', '.join(PLANNED_JOBS[:-1])} and "
                              f"{PLANNED_JOBS[-1]} jobs")
   devices = target_devices(target)
   config = _with_local_model(config)
@@ -379,9 +549,7 @@ def plan(config, target: Target, search_seconds: float) -> int:
   model = config.model
   topology = _mesh(config, devices)
   data_shards = topology.data_parallel_size
-  print(f"target: {target.name}: {len(devices)} x {devices[0].device_kind}, "
-        f"{_gib(target.hbm_bytes)} HBM each; mesh (data, fsdp, tensor) "
-        f"{topology.mesh.devices.shape}")
+  print_target(target, devices, topology)
   print(f"model: {spec.module.__class__.__name__}, {spec.params_count / 1e6:.1f}M parameters; "
         f"batch {batch_words} ({batch_rows // data_shards} rows per data shard, "
         f"microbatches {config.train.microbatches}); dtype {model.dtype}, params "
@@ -393,14 +561,7 @@ def plan(config, target: Target, search_seconds: float) -> int:
     print(f"flops per step: model {model_flops:.3g} (XLA: none, the step did not compile)")
     print(f"verdict: does not fit on {target.name}: {attempt.out_of_memory}")
   else:
-    m = attempt.memory
-    print(f"memory per chip: arguments {_gib(m['argument'])}, outputs {_gib(m['output'])} "
-          f"({_gib(m['alias'])} aliased to donated arguments), temporaries "
-          f"{_gib(m['temp'])}, generated code {_gib(m['code'])}")
-    print(f"peak per chip: {_gib(attempt.peak)} of {_gib(target.hbm_bytes)} HBM "
-          f"({100 * attempt.peak / target.hbm_bytes:.0f}%)"
-          + ("; JAX's GPU allocator takes 75% of it unless XLA_PYTHON_CLIENT_MEM_FRACTION "
-             "says otherwise" if target.platform == "cuda" else ""))
+    print_memory(attempt, target)
     xla_flops, how = step_flops(config, devices, attempt)
     ratio = f", XLA/model {xla_flops / model_flops:.3f}" if xla_flops else ""
     xla_text = f"{xla_flops:.3g}" if xla_flops else "n/a"

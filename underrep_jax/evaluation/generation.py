@@ -118,6 +118,36 @@ def _greedy(fns, params, prompt_ids, prompt_mask, *, max_new_tokens: int, eos_id
   return tokens.T
 
 
+def generation_fn(module, kind: str, *, max_new_tokens: int, num_beams: int = 1,
+                  greedy: bool = True, length_penalty: float = 1.0, eos_id: int = -1,
+                  pad_id: int = 0, start_id: int = 0):
+  """`fn(params, prompt_ids, prompt_mask)` -> generated ids: what `Generator` jits (and
+  `plan` compiles for a target)."""
+  if kind == "decoder":
+    fns = decoder_fns(module, max_new_tokens)
+  elif kind == "encoder_decoder":
+    fns = encoder_decoder_fns(module, max_new_tokens, start_id)
+  else:
+    raise TypeError(f"{kind} models cannot generate")
+  common = dict(max_new_tokens=max_new_tokens, eos_id=eos_id, pad_id=pad_id)
+  if greedy:
+    return functools.partial(_greedy, fns, **common)
+  return functools.partial(_beam_search, fns, num_beams=num_beams,
+                           length_penalty=length_penalty, **common)
+
+
+def lower(module, kind: str, topology, *, batch_size: int, prompt_length: int, **options):
+  """The generation of one batch lowered with abstract shapes on `topology` (parameters
+  in their logical shardings, the batch over the data-parallel devices); `options` as
+  `generation_fn`'s."""
+  from underrep_jax.models import initialize
+  params = initialize.abstract_params(module, topology)
+  ids = jax.ShapeDtypeStruct((batch_size, prompt_length), jnp.int32,
+                             sharding=topology.batch_sharding(2))
+  with topology.context():
+    return jax.jit(generation_fn(module, kind, **options)).lower(params, ids, ids)
+
+
 class Generator:
   """Batched generation with one loaded decoder-only model."""
 
@@ -135,19 +165,11 @@ class Generator:
     self.length_multiple = length_multiple
     self.pad = model.ids.pad
     self.eos = -1 if model.ids.eos is None else model.ids.eos  # -1: never stops early
-    if model.kind == "decoder":
-      fns = decoder_fns(model.module, max_new_tokens)
-    else:
-      start = model.ids.decoder_start
-      fns = encoder_decoder_fns(model.module, max_new_tokens,
-                                self.pad if start is None else start)
-    common = dict(max_new_tokens=max_new_tokens, eos_id=self.eos, pad_id=self.pad)
-    if greedy:
-      fn = functools.partial(_greedy, fns, **common)
-    else:
-      fn = functools.partial(_beam_search, fns, num_beams=num_beams,
-                             length_penalty=length_penalty, **common)
-    self._fn = jax.jit(fn)
+    start = model.ids.decoder_start
+    self._fn = jax.jit(generation_fn(
+        model.module, model.kind, max_new_tokens=max_new_tokens, num_beams=num_beams,
+        greedy=greedy, length_penalty=length_penalty, eos_id=self.eos, pad_id=self.pad,
+        start_id=self.pad if start is None else start))
 
   def generate_ids(self, prompt_tokens: list[list[int]], desc: str = "generating"):
     """Generated ids per prompt, cut at (and without) EOS, in the prompts' order.

@@ -50,7 +50,7 @@ def training_model(module, params, vocabulary, topology: parallel.Topology,
     if config.get(key) is None:
       config[key] = int(value)
   model.hf_config = config
-  model.__dict__["tokenizer"] = VocabularyTokenizer(vocabulary)  # the cached property's slot
+  model.tokenizer = VocabularyTokenizer(vocabulary)  # before the cached property reads files
   return model
 
 
@@ -85,15 +85,13 @@ def classification_scalars(model, sets: Sequence[ClassificationSet], batch_size:
   scorer = scoring.Scorer(model, batch_size=batch_size, max_prompt_tokens=max_prompt_tokens)
   out, by_task = {}, {}
   for s in sets:
+    records = scoring.rank_classify(scorer, s.name, s.rows, s.prompts, mode,
+                                    desc=f"eval {s.name}")
     f1s = []
     for prompt in s.prompts:
-      labels = list(prompt.verbalizer)
-      texts = [prompt.fill(r["text"], r["language"]) for r in s.rows]
-      scores = scorer.score(texts, [prompt.answer(l) for l in labels], modes=(mode,),
-                            desc=f"eval {s.name}/{prompt.name}")[mode]
-      predictions = [labels[int(i)] for i in np.argmax(scores, axis=1)]
-      f1s.append(metric_lib.classification_metrics([r["label"] for r in s.rows],
-                                                   predictions)["weighted_f1"])
+      chosen = [r for r in records if r["prompt"] == prompt.name]
+      f1s.append(metric_lib.classification_metrics(
+          [r["gold"] for r in chosen], [r["prediction"] for r in chosen])["weighted_f1"])
     out[f"{s.name}/weighted_f1"] = float(np.mean(f1s))
     by_task.setdefault(s.group, []).append(float(np.mean(f1s)))
   for group, values in by_task.items():

@@ -102,10 +102,7 @@ def lower(module, kind: str, topology, *, batch_size: int, prompt_length: int,
   """The scoring step of one batch lowered with abstract shapes on `topology`: the
   parameters in their logical shardings, the batch over the data-parallel devices."""
   from underrep_jax.models import initialize
-  import flax.linen as nn
-  abstract, shardings = initialize.param_shardings(module, topology)
-  params = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                        nn.unbox(abstract), shardings)
+  params = initialize.abstract_params(module, topology)
   batch = topology.batch_sharding(2)
   ids = jax.ShapeDtypeStruct((batch_size, prompt_length), jnp.int32, sharding=batch)
   labels = jax.ShapeDtypeStruct((num_labels, label_length), jnp.int32,
@@ -199,3 +196,22 @@ def _check_finite_scores(model, scores: dict, desc: str) -> None:
       raise ModelError(f"{_model_name(model)}: {desc} example {row}: non-finite {mode} score "
                        f"{values[row, answer]} for answer {answer}; the weights or the "
                        "compute dtype overflow (try --config.model.dtype=float32)")
+
+
+def rank_classify(scorer: Scorer, task: str, rows: list[dict], prompt_variants, mode: str,
+                  desc: str = "") -> list[dict]:
+  """Rank classification of `rows` (text, language, label, id) under each prompt variant:
+  one record per example and variant, with every label's score and the best label."""
+  records = []
+  for prompt in prompt_variants:
+    labels = list(prompt.verbalizer)
+    texts = [prompt.fill(r["text"], r["language"]) for r in rows]
+    scores = scorer.score(texts, [prompt.answer(l) for l in labels], modes=(mode,),
+                          desc=f"{desc or task}/{prompt.name}")[mode]
+    for row, row_scores in zip(rows, scores):
+      records.append({
+          "id": row["id"], "task": task, "language": row["language"], "prompt": prompt.name,
+          "prompt_language": prompt.prompt_language,
+          "scores": {l: float(s) for l, s in zip(labels, row_scores)},
+          "prediction": labels[int(np.argmax(row_scores))], "gold": row["label"]})
+  return records

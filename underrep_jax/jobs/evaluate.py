@@ -14,7 +14,6 @@ import pathlib
 
 from absl import logging
 import jax
-import numpy as np
 import seqio
 
 import tasks
@@ -98,24 +97,6 @@ def select(config) -> Selection:
   return selection
 
 
-def score_rows(scorer: scoring.Scorer, group: str, rows: list[dict], prompt_variants,
-               mode: str) -> list[dict]:
-  """One prediction record per example and prompt variant."""
-  records = []
-  for prompt in prompt_variants:
-    labels = list(prompt.verbalizer)
-    texts = [prompt.fill(r["text"], r["language"]) for r in rows]
-    scores = scorer.score(texts, [prompt.answer(l) for l in labels], modes=(mode,),
-                          desc=f"{group}/{rows[0]['language']}/{prompt.name}")[mode]
-    for row, row_scores in zip(rows, scores):
-      records.append({
-          "id": row["id"], "task": group, "language": row["language"], "prompt": prompt.name,
-          "prompt_language": prompt.prompt_language,
-          "scores": {l: float(s) for l, s in zip(labels, row_scores)},
-          "prediction": labels[int(np.argmax(row_scores))], "gold": row["label"]})
-  return records
-
-
 def run_classification(config, model, selection: Selection) -> tuple[list[dict], dict]:
   if not selection.classification:
     return [], {}
@@ -134,7 +115,8 @@ def run_classification(config, model, selection: Selection) -> tuple[list[dict],
         raise errors.DataError(f"{task.name}: no {config.split} examples to evaluate")
       variants = task.prompts_in(split_list(config.prompt_languages))
       logging.info("%s: %d examples x %d prompts", task.name, len(rows), len(variants))
-      records += score_rows(scorer, group, rows, variants, config.scoring)
+      records += scoring.rank_classify(scorer, group, rows, variants, config.scoring,
+                                       desc=f"{group}/{rows[0]['language']}")
   return records, labels_by_group
 
 

@@ -51,6 +51,14 @@ def param_shardings(module: nn.Module, topology: parallel.Topology | None = None
   return abstract, topology.shardings_of(nn.get_partition_spec(abstract))
 
 
+def abstract_params(module: nn.Module, topology: parallel.Topology):
+  """Unboxed parameters as ShapeDtypeStructs in their shardings on `topology`: what a
+  step is lowered with ahead of time (`plan`), no parameter memory."""
+  abstract, shardings = param_shardings(module, topology)
+  return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                      nn.unbox(abstract), shardings)
+
+
 def init_params(module: nn.Module, topology: parallel.Topology | None = None,
                 rng: jax.Array | None = None, example_batch: Mapping[str, Any] | None = None):
   """Fresh, unboxed parameters, each created directly in its sharding."""

@@ -89,13 +89,7 @@ def plot_placed(known_coords: np.ndarray, known_ids: Sequence[str], new_coords: 
     ax.annotate(identity, (x, y), fontsize=8, fontweight="bold", xytext=(6, 6),
                 textcoords="offset points", zorder=4)
   ax.scatter([], [], s=160, marker="*", color="white", edgecolors="black", label="new (★)")
-  ax.set_title(title)
-  ax.set_xlabel("UMAP 1")
-  ax.set_ylabel("UMAP 2")
-  ax.legend(title="language", fontsize=8, loc="best")
-  fig.tight_layout()
-  fig.savefig(path, dpi=150)
-  plt.close(fig)
+  value_map.finish_map_figure(fig, ax, title, path)
 
 
 def write_placed_csv(path: str | pathlib.Path, known_ids: Sequence[str],

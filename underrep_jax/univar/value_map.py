@@ -101,7 +101,13 @@ def plot_value_map(coords: np.ndarray, identities: Sequence[str],
   for (x, y), identity in zip(coords, identities):
     ax.annotate(split_identity(identity)[0], (x, y), fontsize=6, alpha=0.8,
                 xytext=(3, 3), textcoords="offset points")
-  ax.set_title(f"UniVaR value map: {len(identities)} identities (UMAP of mean view embeddings)")
+  finish_map_figure(fig, ax, f"UniVaR value map: {len(identities)} identities (UMAP of "
+                    "mean view embeddings)", path)
+
+
+def finish_map_figure(fig, ax, title: str, path: str | pathlib.Path) -> None:
+  """Title, UMAP axes and the language legend of a map; saved and closed."""
+  ax.set_title(title)
   ax.set_xlabel("UMAP 1")
   ax.set_ylabel("UMAP 2")
   ax.legend(title="language", fontsize=8, loc="best")

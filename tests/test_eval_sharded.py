@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -59,12 +58,6 @@ def test_scores_and_generations_on_a_mesh_equal_one_device(tiny_path, single, me
   assert texts == single[1]
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
 def _env(devices: int) -> dict[str, str]:
   env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
              JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
@@ -84,26 +77,9 @@ def _records(workdir):
 
 def test_two_processes_evaluate_like_one(tiny_path, tmp_path):
   """Two processes of 4 devices each (gloo collectives) against one process of 8."""
-  port = _free_port()
-  procs = []
-  for process_id in range(2):
-    env = _env(4)
-    env.update(UNDERREP_COORDINATOR=f"127.0.0.1:{port}", UNDERREP_NUM_PROCESSES="2",
-               UNDERREP_PROCESS_ID=str(process_id))
-    procs.append(subprocess.Popen(
-        [sys.executable, "-m", "underrep_jax.main", *EVAL_ARGS, f"--workdir={tmp_path / 'two'}",
-         f"--config.model.path={tiny_path}"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=launcher.REPO))
-  outputs = []
-  try:
-    for proc in procs:
-      outputs.append(proc.communicate(timeout=400))
-  finally:
-    for proc in procs:
-      if proc.poll() is None:
-        proc.kill()
-  for proc, (_, err) in zip(procs, outputs):
-    assert proc.returncode == 0, err[-3000:]
+  launcher.run_processes(
+      [sys.executable, "-m", "underrep_jax.main", *EVAL_ARGS, f"--workdir={tmp_path / 'two'}",
+       f"--config.model.path={tiny_path}"], [_env(4), _env(4)])
   one = subprocess.run(
       [sys.executable, "-m", "underrep_jax.main", *EVAL_ARGS, f"--workdir={tmp_path / 'one'}",
        f"--config.model.path={tiny_path}"],

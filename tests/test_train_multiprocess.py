@@ -1,23 +1,16 @@
 """Two processes (4 CPU devices each, gloo collectives) train like one process with 8."""
 
 import json
-import socket
-import subprocess
 import sys
 
 import numpy as np
 
+import launcher  # tests/launcher.py
 import toy_models
 from tolerances import float32_tol  # tests/tolerances.py
-from test_train_resume import REPO, SCRIPT, load_params, toy_env
+from test_train_resume import SCRIPT, load_params, toy_env
 
 ARGS = ["--steps", "3", "--checkpoint_every", "0", "--mesh", "8,1,1", "--init", "numpy"]
-
-
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
 
 
 def _losses(workdir) -> list[float]:
@@ -26,25 +19,10 @@ def _losses(workdir) -> list[float]:
 
 def test_two_processes_match_one_process(tmp_path):
   cache = tmp_path / "jax_cache"
-  port = _free_port()
-  procs = []
-  for process_id in range(2):
-    env = toy_env(4, cache)
-    env.update(UNDERREP_COORDINATOR=f"127.0.0.1:{port}", UNDERREP_NUM_PROCESSES="2",
-               UNDERREP_PROCESS_ID=str(process_id))
-    procs.append(subprocess.Popen(
-        [sys.executable, str(SCRIPT), "--workdir", str(tmp_path / "two"), *ARGS, "--distributed"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO))
-  outputs = []
-  try:
-    for proc in procs:
-      outputs.append(proc.communicate(timeout=300))
-  finally:
-    for proc in procs:
-      if proc.poll() is None:
-        proc.kill()
-  for proc, (out, err) in zip(procs, outputs):
-    assert proc.returncode == 0, err[-3000:]
+  outputs = launcher.run_processes(
+      [sys.executable, str(SCRIPT), "--workdir", str(tmp_path / "two"), *ARGS, "--distributed"],
+      [toy_env(4, cache), toy_env(4, cache)], timeout=300)
+  for out, _ in outputs:
     assert "done step=3" in out
 
   # The one-process reference runs in this process (8 devices, from conftest).

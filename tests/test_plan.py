@@ -124,6 +124,18 @@ def test_evaluation_steps_compile_for_a_tpu_slice(tmp_path):
 
 
 @needs_libtpu
+def test_evaluation_of_an_encoder_decoder_compiles_for_a_tpu_slice():
+  """mT0 (the published config.json, sizes shrunk): the prompt encoded once, labels and
+  new tokens through the decoder; no forward count to compare (two stacks, two inputs)."""
+  result = run_plan(*EVALUATE, f"--config.model.path={REPO}/tests/published/mt0-base",
+                    "--target=v5e-8")
+  assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+  assert "3 labels x 8 tokens each from the prompt's encoding" in result.stdout
+  assert result.stdout.count("no model count for an encoder-decoder") == 2
+  assert result.stdout.strip().splitlines()[-1] == "verdict: fits on v5e-8"
+
+
+@needs_libtpu
 def test_evaluation_that_overflows_suggests_what_fits(tmp_path):
   """A 1M-token vocabulary at width 2048 (16 GiB of float32 embedding and head) does not
   fit replicated on one v5e chip; FSDP over the 8 chips does, and plan says so."""

@@ -395,7 +395,7 @@ class EvaluationStep:
   """One jitted step of the evaluation job, as its Scorer or Generator calls it."""
   name: str          # scoring | generation
   words: str         # its batch in words
-  model_flops: float  # forward FLOPs of one call, from the model's own count
+  model_flops: float | None  # forward FLOPs of one call (decoders: the model's own count)
   lower: object       # devices -> jax Lowered
 
   def compile(self, devices) -> Attempt:
@@ -429,6 +429,10 @@ def evaluation_steps(config) -> tuple[int, list[EvaluationStep]]:
     training count, which is forward + backward)."""
     return tokens * metrics_lib.module_flops_per_token(module, init, context)[1] / 3
 
+  # An encoder-decoder's count is per token over both stacks, which its evaluation runs
+  # on different tokens (prompt: encoder; labels and new tokens: decoder): no count.
+  decoder = source.kind == "decoder"
+
   def batch_rows(devices) -> int:
     return batching.round_up(int(config.batch_size), _mesh(config, devices).data_parallel_size)
 
@@ -441,14 +445,15 @@ def evaluation_steps(config) -> tuple[int, list[EvaluationStep]]:
     # Without the prompt's own score only its last position's logits are used: XLA
     # leaves the output head out for the others.
     cfg = module.config
-    unused_head = 0 if whole or source.kind != "decoder" else (
+    unused_head = 0 if whole or not decoder else (
         rows * (prompt - 1) * 2 * cfg.hidden_size * cfg.vocab_size)
     steps.append(EvaluationStep(
         "scoring",
         f"{rows} prompts x {prompt} tokens, {labels} labels x {PLANNED_LABEL_TOKENS} tokens "
-        f"each from the prompt's cache (scoring {config.scoring})",
+        f"each from the prompt's {'cache' if decoder else 'encoding'} (scoring "
+        f"{config.scoring})",
         forward_flops(rows * prompt, prompt) + forward_flops(label_tokens, prompt)
-        - unused_head,
+        - unused_head if decoder else None,
         lambda devices: scoring.lower(
             module, source.kind, _mesh(config, devices), batch_size=batch_rows(devices),
             prompt_length=prompt, num_labels=labels, label_length=PLANNED_LABEL_TOKENS,
@@ -457,7 +462,8 @@ def evaluation_steps(config) -> tuple[int, list[EvaluationStep]]:
     search = "greedy" if beams == 1 else f"beam search, {beams} beams"
     steps.append(EvaluationStep(
         "generation", f"{rows} prompts x {prompt} tokens + {new} new tokens, {search}",
-        forward_flops(rows * prompt, prompt) + forward_flops(rows * beams * new, prompt + new),
+        forward_flops(rows * prompt, prompt) + forward_flops(rows * beams * new, prompt + new)
+        if decoder else None,
         lambda devices: generation.lower(
             module, source.kind, _mesh(config, devices), batch_size=batch_rows(devices),
             prompt_length=prompt, max_new_tokens=new, num_beams=beams, greedy=beams == 1)))
@@ -510,15 +516,17 @@ def plan_evaluation(config, target: Target, search_seconds: float) -> int:
       continue
     print_memory(attempt, target, indent="  ")
     fit = fit and attempt.fits(target.hbm_bytes)
-    xla = ""
+    counts = []
     if step.name == "scoring" and attempt.flops and target.platform == "tpu":
       xla_flops = attempt.flops * len(devices)
-      xla = f"XLA {xla_flops:.3g}, "
-      if not model.scan_layers:
-        xla += f"XLA/model {xla_flops / step.model_flops:.3f}, "
+      counts.append(f"XLA {xla_flops:.3g}")
+      if step.model_flops and not model.scan_layers:
+        counts.append(f"XLA/model {xla_flops / step.model_flops:.3f}")
     elif step.name == "generation":
-      xla = "XLA counts the decode loop's body once, so only the model's count: "
-    print(f"  flops per call: {xla}model forward {step.model_flops:.3g}")
+      counts.append("XLA counts the decode loop's body once")
+    counts.append(f"model forward {step.model_flops:.3g}" if step.model_flops else
+                  "no model count for an encoder-decoder")
+    print(f"  flops per call: {', '.join(counts)}")
   if fit:
     print(f"verdict: fits on {target.name}")
     return 0

@@ -14,6 +14,7 @@ import ml_collections
 import pytest
 
 import launcher  # tests/launcher.py
+import test_plan  # tests/test_plan.py: runs plan as users do
 from underrep_jax import errors
 from underrep_jax.experiments import configs as exp_configs
 from underrep_jax.experiments import report
@@ -241,13 +242,10 @@ def test_a_stage_stopped_by_sigterm_is_not_marked_done(tmp_path, monkeypatch):
   assert runner.status(runner.stages(config, tmp_path)[0]) == runner.STARTED
 
 
+@test_plan.needs_libtpu
 def test_plan_compiles_an_experiment_stage_from_the_command_line():
   """`plan --config=<experiment> --config.only=<stage>` plans that stage's job (here on
   the tiny BLOOM fixture's config.json in place of BLOOMZ-560M, to compile in seconds)."""
-  from underrep_jax import plan
-  if not plan.installed("libtpu"):
-    pytest.skip('libtpu missing: pip install -e ".[test]"')
-  import test_plan  # tests/test_plan.py: runs plan as users do
   stage = "--config.stages.pair_xss_r100k.config"
   result = test_plan.run_plan(f"--config={PAPER}", "--config.only=pair_xss_r100k",
                               "--target=v5e-8", "--search_seconds=0",

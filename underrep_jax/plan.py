@@ -424,10 +424,13 @@ def evaluation_steps(config) -> tuple[int, list[EvaluationStep]]:
   new = int(config.max_new_tokens)
   beams = int(config.num_beams)
 
+  params_count, _ = metrics_lib.module_flops_per_token(module, init, prompt)
+
   def forward_flops(tokens: int, context: int) -> float:
     """Forward FLOPs of `tokens` positions attending to `context` (a third of the
-    training count, which is forward + backward)."""
-    return tokens * metrics_lib.module_flops_per_token(module, init, context)[1] / 3
+    training count, which is forward + backward); the family's own count, from its
+    config alone (no abstract initialisation per call)."""
+    return tokens * module.config.flops_per_token(context) / 3
 
   # An encoder-decoder's count is per token over both stacks, which its evaluation runs
   # on different tokens (prompt: encoder; labels and new tokens: decoder): no count.
@@ -467,7 +470,7 @@ def evaluation_steps(config) -> tuple[int, list[EvaluationStep]]:
         lambda devices: generation.lower(
             module, source.kind, _mesh(config, devices), batch_size=batch_rows(devices),
             prompt_length=prompt, max_new_tokens=new, num_beams=beams, greedy=beams == 1)))
-  return metrics_lib.module_flops_per_token(module, init, prompt)[0], steps
+  return params_count, steps
 
 
 def suggest_evaluation(config, devices, target: Target, budget_s: float) -> str:

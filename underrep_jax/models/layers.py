@@ -484,8 +484,7 @@ def xla_attention(query: Array, key: Array, value: Array, bias: Array | None = N
   # Head-major operands ([B, N, T, H]; grouped: [B, K, G, T, H] against [B, K, S, H]): the
   # batched matmuls have their batch dimensions leading and contract the minor one, the
   # layout XLA's CPU kernels run fastest, and without grouped KV heads no unit group axis
-  # (it slows them again). MiniLM's attention, forward and backward, 32 x 128 tokens:
-  # 104 ms contracting in the [B, T, N, H] layout, 82 ms head-major (README, "Benchmarks").
+  # (it slows them again). benchmarks/attention_parts.py times it against PyTorch.
   key = jnp.transpose(key, (0, 2, 1, 3))
   value = jnp.transpose(value, (0, 2, 1, 3))
   if groups == 1:

@@ -1,0 +1,104 @@
+"""The parts of a train step the README's "Benchmarks" gap analysis names, ours vs PyTorch.
+
+Attention's core (`layers.xla_attention`, forward and backward; PyTorch: head-major
+matmuls, masked fill, softmax) at MiniLM's shape (32 x 128 tokens, 12 heads of 32,
+padding mask) and at the BLOOM benchmark's (8 x 256, 8 heads of 64, ALiBi and the causal
+mask), and the tied output head's three matmuls at that BLOOM's shape (2048 tokens, 512
+wide, 16384 vocabulary). float32; medians of alternating runs (benchmarks/timing.py).
+Each line ends with `ratio=`: torch time / ours (>1: ours is faster).
+
+  python benchmarks/attention_parts.py [--runs=7]
+"""
+
+import argparse
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from underrep_jax.models import layers  # noqa: E402
+
+import timing  # noqa: E402  benchmarks/timing.py
+
+
+def attention_case(batch, length, heads, head_dim, alibi: bool):
+  """(ours, torch) callables running attention forward and backward on the same inputs."""
+  rng = np.random.default_rng(0)
+  q, k, v = (rng.standard_normal((batch, length, heads, head_dim)).astype(np.float32)
+             for _ in range(3))
+  if alibi:  # causal, ALiBi [B, N, 1, S]
+    mask = np.tril(np.ones((length, length), bool))[None, None].repeat(batch, 0)
+    bias = np.asarray(layers.alibi_bias(heads, jnp.broadcast_to(jnp.arange(length),
+                                                                (batch, length))))
+  else:  # padding: the last quarter of every row's keys
+    mask = np.ones((batch, 1, length, length), bool)
+    mask[..., length * 3 // 4:] = False
+    bias = None
+  jmask, jbias = jnp.asarray(mask), None if bias is None else jnp.asarray(bias)
+  grad = jax.jit(jax.grad(
+      lambda q, k, v: jnp.sum(layers.xla_attention(q, k, v, bias=jbias, mask=jmask) ** 2),
+      argnums=(0, 1, 2)))
+  args = [jnp.asarray(x) for x in (q, k, v)]
+  tq, tk, tv = (torch.from_numpy(x.copy()).requires_grad_(True) for x in (q, k, v))
+  tmask = torch.from_numpy(mask)
+  tbias = None if bias is None else torch.from_numpy(bias.copy())
+
+  def theirs():
+    for t in (tq, tk, tv):
+      t.grad = None
+    qh, kh, vh = (x.permute(0, 2, 1, 3) for x in (tq, tk, tv))
+    scores = (qh @ kh.transpose(-1, -2)) * head_dim ** -0.5
+    if tbias is not None:
+      scores = scores + tbias
+    scores = scores.masked_fill(~tmask, torch.finfo(torch.float32).min)
+    out = torch.softmax(scores, -1) @ vh
+    (out.permute(0, 2, 1, 3).contiguous() ** 2).sum().backward()
+
+  return (lambda: jax.block_until_ready(grad(*args))), theirs
+
+
+def head_cases(tokens=2048, width=512, vocab=16384):
+  """{name: (ours, torch)} for the tied head's forward and its two gradients."""
+  rng = np.random.default_rng(0)
+  h = rng.standard_normal((tokens, width)).astype(np.float32)
+  embedding = rng.standard_normal((vocab, width)).astype(np.float32)
+  grad = rng.standard_normal((tokens, vocab)).astype(np.float32)
+  jh, je, jg = map(jnp.asarray, (h, embedding, grad))
+  th, te, tg = (torch.from_numpy(x.copy()) for x in (h, embedding, grad))
+  cases = {
+      "head forward h E^T": (lambda h, e: jnp.einsum("td,vd->tv", h, e), (jh, je),
+                             lambda: th @ te.t()),
+      "head dE = g^T h": (lambda g, h: jnp.einsum("tv,td->vd", g, h), (jg, jh),
+                          lambda: tg.t() @ th),
+      "head dh = g E": (lambda g, e: jnp.einsum("tv,vd->td", g, e), (jg, je),
+                        lambda: tg @ te),
+  }
+  out = {}
+  for name, (fn, args, theirs) in cases.items():
+    compiled = jax.jit(fn)
+    out[name] = (lambda compiled=compiled, args=args: jax.block_until_ready(compiled(*args)),
+                 theirs)
+  return out
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--runs", type=int, default=7)
+  parser.add_argument("--threads", type=int, default=os.cpu_count())
+  args = parser.parse_args()
+  torch.set_num_threads(args.threads)
+  cases = {"attention MiniLM 32x128, 12x32, padding": attention_case(32, 128, 12, 32, False),
+           "attention BLOOM 8x256, 8x64, ALiBi causal": attention_case(8, 256, 8, 64, True),
+           **head_cases()}
+  for name, (ours, theirs) in cases.items():
+    _, ours_s, torch_s = timing.race(ours, theirs, args.runs)
+    print(f"{name:45s} ours {ours_s * 1e3:7.1f} ms  torch {torch_s * 1e3:7.1f} ms  "
+          f"ratio={torch_s / ours_s:.2f}")
+
+
+if __name__ == "__main__":
+  main()

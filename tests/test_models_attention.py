@@ -13,6 +13,7 @@ import pytest
 
 from underrep_jax import config_schema
 from underrep_jax import errors
+from underrep_jax import plan
 from underrep_jax.models import layers
 from underrep_jax.models import llama
 from underrep_jax.models import registry
@@ -33,20 +34,58 @@ def _reference(q, k, v, mask, bias, scale):
   return np.einsum("bnts,bsnh->btnh", weights, v)
 
 
-def test_xla_attention_matches_a_softmax_reference():
+def _inputs(kv_heads: int, b: int = 2, t: int = 16, n: int = 4, h: int = 8):
   rng = np.random.default_rng(0)
-  b, t, n, kv, h = 2, 16, 4, 2, 8
-  q, k, v = (rng.normal(size=(b, t, heads, h)).astype(np.float32) for heads in (n, kv, kv))
+  q, k, v = (rng.normal(size=(b, t, heads, h)).astype(np.float32)
+             for heads in (n, kv_heads, kv_heads))
   valid = np.ones((b, t), bool)
   valid[1, 11:] = False
   mask = layers.combine_masks(layers.padding_mask(None, jnp.asarray(valid)),
                               jnp.tril(jnp.ones((t, t), bool)))
   bias = rng.normal(size=(b, n, t, t)).astype(np.float32)
-  out = layers.attention(q, k, v, mask=mask, bias=jnp.asarray(bias), scale=0.3,
-                         implementation="xla")
+  return q, k, v, mask, jnp.asarray(bias)
+
+
+# "cpu": head-major operands; "tpu": the projections' [B, T, K, G, H] layout (any platform
+# but the CPU), both computed here on the CPU.
+@pytest.mark.parametrize("platform", ["cpu", "tpu"])
+@pytest.mark.parametrize("kv_heads", [4, 2])
+def test_xla_attention_matches_a_softmax_reference(platform, kv_heads, monkeypatch):
+  monkeypatch.setattr(layers, "compute_platform", lambda: platform)
+  q, k, v, mask, bias = _inputs(kv_heads)
+  b, t, n, h = q.shape
+  out = layers.attention(q, k, v, mask=mask, bias=bias, scale=0.3, implementation="xla")
   expected = _reference(q, k, v, np.broadcast_to(mask, (b, 1, t, t)), bias, 0.3)
   np.testing.assert_allclose(np.asarray(out), expected, rtol=0,
                              atol=float32_tol(t * h, depth=2, scale=float(np.abs(expected).max())))
+
+
+@pytest.mark.parametrize("kv_heads", [4, 2])
+def test_both_attention_layouts_have_the_same_gradients(kv_heads, monkeypatch):
+  q, k, v, mask, bias = _inputs(kv_heads)
+  t, h = q.shape[1], q.shape[3]
+
+  def grads(platform):
+    monkeypatch.setattr(layers, "compute_platform", lambda: platform)
+    loss = lambda q, k, v: jnp.sum(jnp.sin(layers.attention(  # noqa: E731
+        q, k, v, mask=mask, bias=bias, scale=0.3, implementation="xla")))
+    return jax.grad(loss, argnums=(0, 1, 2))(q, k, v)
+
+  for ours, theirs in zip(grads("cpu"), grads("tpu")):
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=0,
+                               atol=float32_tol(t * h, depth=4,
+                                                scale=float(np.abs(theirs).max())))
+
+
+@pytest.mark.skipif(not plan.installed("libtpu"), reason="libtpu (pip install -e '.[tpu]')")
+def test_a_tpu_mesh_in_context_is_the_compute_platform():
+  """What `plan` relies on: a step traced on this CPU host for a TPU slice takes the
+  accelerator's attention layout."""
+  plan.choose_platforms(plan.target_named("v5e-8"))
+  mesh = jax.sharding.Mesh(np.array(plan.target_devices(plan.target_named("v5e-8"))), ("x",))
+  assert layers.compute_platform() == jax.default_backend() == "cpu"
+  with jax.set_mesh(mesh):
+    assert layers.compute_platform() == "tpu"
 
 
 def _model(attention: str) -> llama.Llama:

@@ -467,6 +467,16 @@ def attention(query: Array, key: Array, value: Array, mask: Array | SegmentMask 
                              f"{jax.default_backend()}); use 'xla'") from None
 
 
+def compute_platform() -> str:
+  """The platform a traced computation is compiled for: that of the mesh in context (a
+  step `plan` compiles for a TPU slice is traced on a CPU host), else the default
+  backend's."""
+  mesh = jax.sharding.get_abstract_mesh()
+  if not mesh.empty and mesh.abstract_device is not None:
+    return mesh.abstract_device.platform
+  return jax.default_backend()
+
+
 def xla_attention(query: Array, key: Array, value: Array, bias: Array | None = None,
                   mask: Array | None = None, scale: float | None = None) -> Array:
   """`jax.nn.dot_product_attention`'s XLA computation (float32 logits and softmax, grouped
@@ -481,25 +491,34 @@ def xla_attention(query: Array, key: Array, value: Array, bias: Array | None = N
   scale = head_dim ** -0.5 if scale is None else scale
   precision = (jax.lax.DotAlgorithmPreset.BF16_BF16_F32 if query.dtype == jnp.bfloat16
                else None)
-  # Head-major operands ([B, N, T, H]; grouped: [B, K, G, T, H] against [B, K, S, H]): the
-  # batched matmuls have their batch dimensions leading and contract the minor one, the
-  # layout XLA's CPU kernels run fastest, and without grouped KV heads no unit group axis
-  # (it slows them again). benchmarks/attention_parts.py times it against PyTorch.
-  key = jnp.transpose(key, (0, 2, 1, 3))
-  value = jnp.transpose(value, (0, 2, 1, 3))
-  if groups == 1:
+  head_major = compute_platform() == "cpu"
+  if head_major:
+    # Head-major operands ([B, N, T, H]; grouped: [B, K, G, T, H] against [B, K, S, H]):
+    # batch dimensions leading and the minor one contracted, the layout XLA's CPU kernels
+    # run fastest, and without grouped KV heads no unit group axis (it slows them again).
+    # benchmarks/attention_parts.py times it against PyTorch.
+    key, value = (jnp.transpose(x, (0, 2, 1, 3)) for x in (key, value))
+  if head_major and groups == 1:
     query = jnp.transpose(query, (0, 2, 1, 3))
     scores, weighted = "bnth,bnsh->bnts", "bnts,bnsh->bnth"
-    by_group = lambda x: x  # noqa: E731  [B, N or 1, T, S] as it is
-  else:
+  elif head_major:
     query = jnp.transpose(query.reshape(batch, length, kv_heads, groups, head_dim),
                           (0, 2, 3, 1, 4))
     scores, weighted = "bkgth,bksh->bkgts", "bkgts,bksh->bkgth"
+  else:
+    # Elsewhere contracted in the [B, T, K, G, H] layout the projections give, with a group
+    # axis even of size 1: the TPU compiler schedules that backward pass in less memory
+    # (the 60M Llama on v5e-8, 4 rows per chip: peak 0.91 GiB, against 1.01 GiB for the
+    # head-major form; README, "Memory per chip").
+    query = query.reshape(batch, length, kv_heads, groups, head_dim)
+    scores, weighted = "btkgh,bskh->bkgts", "bkgts,bskh->btkgh"
 
-    def by_group(x):  # [B, N or 1, T, S] -> [B, K or 1, G or 1, T, S]
-      if x.shape[1] == 1:
-        return x[:, :, None]
-      return x.reshape(x.shape[0], kv_heads, groups, *x.shape[2:])
+  def by_group(x):  # [B, N or 1, T, S] -> [B, K or 1, G or 1, T, S] (the scores' axes)
+    if head_major and groups == 1:
+      return x
+    if x.shape[1] == 1:
+      return x[:, :, None]
+    return x.reshape(x.shape[0], kv_heads, groups, *x.shape[2:])
 
   logits = jnp.einsum(scores, query, key, precision=precision,
                       preferred_element_type=jnp.float32)
@@ -509,8 +528,10 @@ def xla_attention(query: Array, key: Array, value: Array, bias: Array | None = N
   if mask is not None:
     logits = jnp.where(by_group(mask), logits, jnp.float32(-0.7 * np.finfo(np.float32).max))
   probs = _probabilities(logits, jnp.dtype(value.dtype))
-  out = jnp.einsum(weighted, probs, value).reshape(batch, heads, length, value.shape[-1])
-  return jnp.transpose(out, (0, 2, 1, 3))
+  out = jnp.einsum(weighted, probs, value)
+  if head_major:
+    return jnp.transpose(out.reshape(batch, heads, length, -1), (0, 2, 1, 3))
+  return out.reshape(batch, length, heads, -1)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))

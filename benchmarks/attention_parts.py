@@ -3,8 +3,10 @@
 Attention's core (`layers.xla_attention`, forward and backward; PyTorch: head-major
 matmuls, masked fill, softmax) at MiniLM's shape (32 x 128 tokens, 12 heads of 32,
 padding mask) and at the BLOOM benchmark's (8 x 256, 8 heads of 64, ALiBi and the causal
-mask), and the tied output head's three matmuls at that BLOOM's shape (2048 tokens, 512
-wide, 16384 vocabulary). float32; medians of alternating runs (benchmarks/timing.py).
+mask), the tied output head's three matmuls at that BLOOM's shape (2048 tokens, 512
+wide, 16384 vocabulary), and a dense layer's forward, input-gradient and weight-gradient
+matmuls at that BLOOM's four layer shapes (2048 tokens). float32; medians of alternating
+runs (benchmarks/timing.py).
 Each line ends with `ratio=`: torch time / ours (>1: ours is faster).
 
   python benchmarks/attention_parts.py [--runs=7]
@@ -85,6 +87,30 @@ def head_cases(tokens=2048, width=512, vocab=16384):
   return out
 
 
+def dense_cases(tokens=2048, shapes=((512, 1536), (512, 512), (512, 2048), (2048, 512))):
+  """{name: (ours, torch)} for a dense layer's three matmuls at the BLOOM benchmark's
+  layer shapes (qkv, attention out, MLP in, MLP out): forward x W, the input gradient
+  g W^T and the weight gradient x^T g, which contracts over the tokens."""
+  rng = np.random.default_rng(0)
+  out = {}
+  for d_in, d_out in shapes:
+    x = rng.standard_normal((tokens, d_in)).astype(np.float32)
+    w = rng.standard_normal((d_in, d_out)).astype(np.float32)
+    g = rng.standard_normal((tokens, d_out)).astype(np.float32)
+    jx, jw, jg = map(jnp.asarray, (x, w, g))
+    tx, tw, tg = (torch.from_numpy(a.copy()) for a in (x, w, g))
+    for name, fn, args, theirs in (
+        ("x W", lambda x, w: x @ w, (jx, jw), lambda tx=tx, tw=tw: tx @ tw),
+        ("dx = g W^T", lambda g, w: jnp.einsum("tf,df->td", g, w), (jg, jw),
+         lambda tg=tg, tw=tw: tg @ tw.t()),
+        ("dW = x^T g", lambda x, g: jnp.einsum("td,tf->df", x, g), (jx, jg),
+         lambda tx=tx, tg=tg: tx.t() @ tg)):
+      compiled = jax.jit(fn)
+      out[f"dense {d_in}->{d_out} {name}"] = (
+          lambda compiled=compiled, args=args: jax.block_until_ready(compiled(*args)), theirs)
+  return out
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--runs", type=int, default=7)
@@ -93,7 +119,7 @@ def main():
   torch.set_num_threads(args.threads)
   cases = {"attention MiniLM 32x128, 12x32, padding": attention_case(32, 128, 12, 32, False),
            "attention BLOOM 8x256, 8x64, ALiBi causal": attention_case(8, 256, 8, 64, True),
-           **head_cases()}
+           **head_cases(), **dense_cases()}
   for name, (ours, theirs) in cases.items():
     _, ours_s, torch_s = timing.race(ours, theirs, args.runs)
     print(f"{name:45s} ours {ours_s * 1e3:7.1f} ms  torch {torch_s * 1e3:7.1f} ms  "

@@ -27,3 +27,24 @@ def train_step_runner(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     return float(loss.detach())
 
   return run
+
+
+def part_runners(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn,
+                 clip_norm: float) -> dict:
+  """The eager step's parts, as our_step.make_part_runners: forward (no graph kept),
+  forward and backward, and clipping with the optimizer's step (from the last gradients)."""
+
+  def forward():
+    with torch.no_grad():
+      loss_fn(model)
+
+  def forward_backward():
+    model.zero_grad(set_to_none=True)
+    loss_fn(model).backward()
+
+  def update():
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    optimizer.step()
+
+  forward_backward()  # gradients for the optimizer part to use
+  return {"forward": forward, "forward+backward": forward_backward, "optimizer": update}

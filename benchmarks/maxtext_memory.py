@@ -6,14 +6,15 @@ Both compile ahead of time on this host for the target (libtpu, no TPU needed), 
 The model is `benchmarks/llama_60m/config.json`; bf16 compute, float32 parameters and
 AdamW, no remat (`--remat`: each layer recomputed), T tokens a row; the mesh is
 data-parallel over the target's chips (parameters replicated) or, with `--fsdp`, FSDP
-over them. Peak per chip is arguments + outputs - aliased + temporaries + generated code,
-for both. The last line is
-`ratio=X.XX`: MaxText's peak / ours at the largest batch (>1 means we need less).
+over them. MaxText scans its layers; ours are unrolled unless `--scan_layers`. Peak per
+chip is arguments + outputs - aliased + temporaries + generated code, for both. The last
+line is `ratio=X.XX`: MaxText's peak / ours at the largest batch (>1: we need less).
 
 MaxText is not a dependency of the project: `bash benchmarks/install_maxtext.sh DIR`.
 
   PYTHONPATH=DIR python benchmarks/maxtext_memory.py [--rows=1,4,8]
       [--length=256] [--target=v5e-8] [--fsdp] [--attention=xla|splash] [--remat]
+      [--scan_layers]
 """
 
 import argparse
@@ -53,7 +54,7 @@ MAXTEXT_REMAT = {False: "minimal_with_context", True: "full"}
 
 
 def ours(rows: int, length: int, chips: int, target: str, fsdp: bool, attention: str,
-         remat: bool) -> dict[str, int]:
+         remat: bool, scan_layers: bool) -> dict[str, int]:
   """Our step's memory per chip, compiled as `python -m underrep_jax.plan` compiles it."""
   import importlib.util  # pylint: disable=import-outside-toplevel
   from underrep_jax import plan  # pylint: disable=import-outside-toplevel
@@ -64,6 +65,7 @@ def ours(rows: int, length: int, chips: int, target: str, fsdp: bool, attention:
   config = config_module.get_config("bloomz-560m")
   config.model.path = str(MODEL_DIR)
   config.model.remat = remat
+  config.model.scan_layers = scan_layers
   config.model.attention = ATTENTION[attention][0]
   config.data.max_length = length
   config.train.batch_size = rows * chips
@@ -113,6 +115,8 @@ def main():
   parser.add_argument("--length", type=int, default=256)
   parser.add_argument("--target", default="v5e-8")
   parser.add_argument("--fsdp", action="store_true")
+  parser.add_argument("--scan_layers", action="store_true",
+                      help="our layers as one scanned loop, as MaxText's (its default)")
   parser.add_argument("--remat", action="store_true",
                       help="each layer recomputed in the backward pass (MaxText: full)")
   parser.add_argument("--attention", choices=sorted(ATTENTION), default="xla",
@@ -124,13 +128,14 @@ def main():
   chips = int(args.target.rsplit("-", 1)[1])
   mesh = f"fsdp {chips}" if args.fsdp else f"data {chips}"
   print(f"llama_60m on {args.target}, mesh {mesh}, attention {args.attention}, bf16 "
-        f"compute, f32 params and AdamW, remat {args.remat} (MaxText: "
+        f"compute, f32 params and AdamW, our scan_layers {args.scan_layers}, remat "
+        f"{args.remat} (MaxText: "
         f"{MAXTEXT_REMAT[args.remat]}); GiB per chip")
   print("rows/chip x tokens | ours: args  temp  peak | maxtext: args  temp  peak | ratio")
   ratio = None
   for rows in (int(r) for r in args.rows.split(",")):
     a = ours(rows, args.length, chips, args.target, args.fsdp, args.attention,
-             args.remat)
+             args.remat, args.scan_layers)
     b = maxtext(rows, args.length, chips, args.target, args.fsdp, args.attention,
                 args.remat)
     ratio = peak(b) / peak(a)

@@ -154,7 +154,8 @@ def main():
   print(f"first-step loss: ours {first[0]:.6f}  torch {first[1]:.6f}  diff {diff:.2e}")
   for name, s in (("ours (jax.jit)", ours_s), ("torch (eager)", torch_s)):
     print(f"{name:15s} median {s * 1e3:8.1f} ms  {tokens / s:9.0f} tokens/s  "
-          f"{flops * tokens / s / 1e9:7.1f} GFLOP/s  {flops * tokens / s / peak:6.1%} of matmul peak")
+          f"{flops * tokens / s / 1e9:7.1f} GFLOP/s  "
+          f"{flops * tokens / s / peak:6.1%} of matmul peak")
   print(f"float32 matmul peak: {peak / 1e9:.1f} GFLOP/s")
   if args.parts:
     for name in parts:

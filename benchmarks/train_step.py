@@ -65,6 +65,7 @@ def operation_times(run, calls: int = 2) -> collections.Counter:
   """Microseconds per call of each XLA CPU operation (fusion) in `run`, from the runtime's
   trace (`jax.profiler`). Operations on the two cores overlap, so these add up to more
   than the wall time."""
+  run()  # compiled before the trace
   with tempfile.TemporaryDirectory() as trace_dir:
     with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
       for _ in range(calls):

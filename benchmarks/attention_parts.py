@@ -13,6 +13,7 @@ Each line ends with `ratio=`: torch time / ours (>1: ours is faster).
 """
 
 import argparse
+import functools
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -63,28 +64,26 @@ def attention_case(batch, length, heads, head_dim, alibi: bool):
   return (lambda: jax.block_until_ready(grad(*args))), theirs
 
 
+def matmul_case(spec: str, *operands: np.ndarray, theirs):
+  """(ours, torch): `jnp.einsum(spec, ...)` jitted, against `theirs` on torch copies of the
+  same operands."""
+  ours_args = [jnp.asarray(x) for x in operands]
+  torch_args = [torch.from_numpy(x.copy()) for x in operands]
+  compiled = jax.jit(functools.partial(jnp.einsum, spec))
+  return (lambda: jax.block_until_ready(compiled(*ours_args))), (lambda: theirs(*torch_args))
+
+
 def head_cases(tokens=2048, width=512, vocab=16384):
   """{name: (ours, torch)} for the tied head's forward and its two gradients."""
   rng = np.random.default_rng(0)
   h = rng.standard_normal((tokens, width)).astype(np.float32)
   embedding = rng.standard_normal((vocab, width)).astype(np.float32)
   grad = rng.standard_normal((tokens, vocab)).astype(np.float32)
-  jh, je, jg = map(jnp.asarray, (h, embedding, grad))
-  th, te, tg = (torch.from_numpy(x.copy()) for x in (h, embedding, grad))
-  cases = {
-      "head forward h E^T": (lambda h, e: jnp.einsum("td,vd->tv", h, e), (jh, je),
-                             lambda: th @ te.t()),
-      "head dE = g^T h": (lambda g, h: jnp.einsum("tv,td->vd", g, h), (jg, jh),
-                          lambda: tg.t() @ th),
-      "head dh = g E": (lambda g, e: jnp.einsum("tv,vd->td", g, e), (jg, je),
-                        lambda: tg @ te),
+  return {
+      "head forward h E^T": matmul_case("td,vd->tv", h, embedding, theirs=lambda h, e: h @ e.t()),
+      "head dE = g^T h": matmul_case("tv,td->vd", grad, h, theirs=lambda g, h: g.t() @ h),
+      "head dh = g E": matmul_case("tv,vd->td", grad, embedding, theirs=lambda g, e: g @ e),
   }
-  out = {}
-  for name, (fn, args, theirs) in cases.items():
-    compiled = jax.jit(fn)
-    out[name] = (lambda compiled=compiled, args=args: jax.block_until_ready(compiled(*args)),
-                 theirs)
-  return out
 
 
 def dense_cases(tokens=2048, shapes=((512, 1536), (512, 512), (512, 2048), (2048, 512))):
@@ -97,17 +96,10 @@ def dense_cases(tokens=2048, shapes=((512, 1536), (512, 512), (512, 2048), (2048
     x = rng.standard_normal((tokens, d_in)).astype(np.float32)
     w = rng.standard_normal((d_in, d_out)).astype(np.float32)
     g = rng.standard_normal((tokens, d_out)).astype(np.float32)
-    jx, jw, jg = map(jnp.asarray, (x, w, g))
-    tx, tw, tg = (torch.from_numpy(a.copy()) for a in (x, w, g))
-    for name, fn, args, theirs in (
-        ("x W", lambda x, w: x @ w, (jx, jw), lambda tx=tx, tw=tw: tx @ tw),
-        ("dx = g W^T", lambda g, w: jnp.einsum("tf,df->td", g, w), (jg, jw),
-         lambda tg=tg, tw=tw: tg @ tw.t()),
-        ("dW = x^T g", lambda x, g: jnp.einsum("td,tf->df", x, g), (jx, jg),
-         lambda tx=tx, tg=tg: tx.t() @ tg)):
-      compiled = jax.jit(fn)
-      out[f"dense {d_in}->{d_out} {name}"] = (
-          lambda compiled=compiled, args=args: jax.block_until_ready(compiled(*args)), theirs)
+    name = f"dense {d_in}->{d_out}"
+    out[f"{name} x W"] = matmul_case("td,df->tf", x, w, theirs=lambda x, w: x @ w)
+    out[f"{name} dx = g W^T"] = matmul_case("tf,df->td", g, w, theirs=lambda g, w: g @ w.t())
+    out[f"{name} dW = x^T g"] = matmul_case("td,tf->df", x, g, theirs=lambda x, g: x.t() @ g)
   return out
 
 

@@ -28,12 +28,28 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODEL_DIR = ROOT / "benchmarks" / "llama_60m"
 GIB = 1024 ** 3
-MEMORY_FIELDS = ("argument", "output", "alias", "temp", "generated_code")
+# plan's memory fields (plan.Attempt, whose `peak` both sides use), MaxText's names for them.
+MAXTEXT_MEMORY_FIELDS = {"argument": "argument", "output": "output", "alias": "alias",
+                         "temp": "temp", "code": "generated_code"}
 
 
-def peak(memory: dict[str, int]) -> int:
-  return (memory["argument"] + memory["output"] - memory["alias"] + memory["temp"]
-          + memory["generated_code"])
+def model_overrides(model: dict) -> list[str]:
+  """MaxText's `key=value` overrides for the Llama of `model` (its config.json)."""
+  return [
+      f"base_emb_dim={model['hidden_size']}",
+      f"base_num_query_heads={model['num_attention_heads']}",
+      f"base_num_kv_heads={model['num_key_value_heads']}",
+      f"base_mlp_dim={model['intermediate_size']}",
+      f"base_num_decoder_layers={model['num_hidden_layers']}",
+      f"head_dim={model['head_dim']}", f"vocab_size={model['vocab_size']}",
+      f"normalization_layer_epsilon={model['rms_norm_eps']}",
+      f"rope_max_timescale={int(model['rope_theta'])}",
+      "decoder_block=llama2", "logits_via_embedding=false"]
+
+
+def base_yml() -> pathlib.Path:
+  import maxtext  # pylint: disable=import-outside-toplevel
+  return pathlib.Path(maxtext.__file__).parent / "configs" / "base.yml"
 
 
 def run(command: list[str]) -> str:
@@ -53,16 +69,11 @@ ATTENTION = {"xla": ("xla", "dot_product"), "splash": ("splash", "flash")}
 MAXTEXT_REMAT = {False: "minimal_with_context", True: "full"}
 
 
-def ours(rows: int, length: int, chips: int, target: str, fsdp: bool, attention: str,
-         remat: bool, scan_layers: bool) -> dict[str, int]:
-  """Our step's memory per chip, compiled as `python -m underrep_jax.plan` compiles it."""
-  import importlib.util  # pylint: disable=import-outside-toplevel
+def ours(config, rows: int, length: int, chips: int, target: str, fsdp: bool,
+         attention: str, remat: bool, scan_layers: bool):
+  """Our step compiled as `python -m underrep_jax.plan` compiles it: a plan.Attempt."""
   from underrep_jax import plan  # pylint: disable=import-outside-toplevel
-  spec = importlib.util.spec_from_file_location("instructalign",
-                                                ROOT / "configs" / "instructalign.py")
-  config_module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(config_module)
-  config = config_module.get_config("bloomz-560m")
+  config = config.copy_and_resolve_references()
   config.model.path = str(MODEL_DIR)
   config.model.remat = remat
   config.model.scan_layers = scan_layers
@@ -74,29 +85,19 @@ def ours(rows: int, length: int, chips: int, target: str, fsdp: bool, attention:
   attempt = plan.compile_step(config, plan.target_devices(plan.target_named(target)))
   if attempt.out_of_memory:
     sys.exit(f"ours does not fit: {attempt.out_of_memory}")
-  memory = attempt.memory
-  return {"argument": memory["argument"], "output": memory["output"], "alias": memory["alias"],
-          "temp": memory["temp"], "generated_code": memory["code"]}
+  return attempt
 
 
 def maxtext(rows: int, length: int, chips: int, target: str, fsdp: bool, attention: str,
-            remat: bool) -> dict[str, int]:
-  """MaxText's compiled step's memory per chip, from its train_compile's report."""
-  import maxtext as maxtext_package  # pylint: disable=import-outside-toplevel
+            remat: bool):
+  """MaxText's step compiled by its train_compile: a plan.Attempt of its memory report."""
+  from underrep_jax import plan  # pylint: disable=import-outside-toplevel
   model = json.loads((MODEL_DIR / "config.json").read_text())
-  base_yml = pathlib.Path(maxtext_package.__file__).parent / "configs" / "base.yml"
   parallelism = (["ici_data_parallelism=1", f"ici_fsdp_parallelism={chips}"] if fsdp else
                  [f"ici_data_parallelism={chips}", "ici_fsdp_parallelism=1"])
   command = [
-      sys.executable, "-m", "maxtext.trainers.pre_train.train_compile", str(base_yml),
-      f"compile_topology={target}", "compile_topology_num_slices=1",
-      f"base_emb_dim={model['hidden_size']}",
-      f"base_num_query_heads={model['num_attention_heads']}",
-      f"base_num_kv_heads={model['num_key_value_heads']}",
-      f"base_mlp_dim={model['intermediate_size']}",
-      f"base_num_decoder_layers={model['num_hidden_layers']}",
-      f"head_dim={model['head_dim']}", f"vocab_size={model['vocab_size']}",
-      "decoder_block=llama2", "logits_via_embedding=false",
+      sys.executable, "-m", "maxtext.trainers.pre_train.train_compile", str(base_yml()),
+      f"compile_topology={target}", "compile_topology_num_slices=1", *model_overrides(model),
       f"max_target_length={length}", f"per_device_batch_size={rows}",
       "dtype=bfloat16", "weight_dtype=float32", f"remat_policy={MAXTEXT_REMAT[remat]}",
       "enable_dropout=false",
@@ -106,7 +107,8 @@ def maxtext(rows: int, length: int, chips: int, target: str, fsdp: bool, attenti
   if not stats:
     sys.exit("MaxText's train_compile printed no memory analysis")
   values = dict(re.findall(r"(\w+)_size_in_bytes=(\d+)", stats.group(1)))
-  return {field: int(values[field]) for field in MEMORY_FIELDS}
+  return plan.Attempt(0.0, memory={ours_name: int(values[theirs_name]) for ours_name, theirs_name
+                                   in MAXTEXT_MEMORY_FIELDS.items()})
 
 
 def main():
@@ -125,6 +127,12 @@ def main():
   args = parser.parse_args()
   from underrep_jax import plan  # pylint: disable=import-outside-toplevel
   plan.choose_platforms(plan.target_named(args.target))  # before jax is imported
+  import importlib.util  # pylint: disable=import-outside-toplevel
+  spec = importlib.util.spec_from_file_location("instructalign",
+                                                ROOT / "configs" / "instructalign.py")
+  config_module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(config_module)
+  config = config_module.get_config("bloomz-560m")
   chips = int(args.target.rsplit("-", 1)[1])
   mesh = f"fsdp {chips}" if args.fsdp else f"data {chips}"
   print(f"llama_60m on {args.target}, mesh {mesh}, attention {args.attention}, bf16 "
@@ -134,14 +142,15 @@ def main():
   print("rows/chip x tokens | ours: args  temp  peak | maxtext: args  temp  peak | ratio")
   ratio = None
   for rows in (int(r) for r in args.rows.split(",")):
-    a = ours(rows, args.length, chips, args.target, args.fsdp, args.attention,
+    a = ours(config, rows, args.length, chips, args.target, args.fsdp, args.attention,
              args.remat, args.scan_layers)
     b = maxtext(rows, args.length, chips, args.target, args.fsdp, args.attention,
                 args.remat)
-    ratio = peak(b) / peak(a)
-    print(f"{rows:>4} x {args.length:<11} | {a['argument'] / GIB:10.2f} {a['temp'] / GIB:5.2f} "
-          f"{peak(a) / GIB:5.2f} | {b['argument'] / GIB:13.2f} {b['temp'] / GIB:5.2f} "
-          f"{peak(b) / GIB:5.2f} | {ratio:5.2f}")
+    ratio = b.peak / a.peak
+    print(f"{rows:>4} x {args.length:<11} | {a.memory['argument'] / GIB:10.2f} "
+          f"{a.memory['temp'] / GIB:5.2f} {a.peak / GIB:5.2f} | "
+          f"{b.memory['argument'] / GIB:13.2f} {b.memory['temp'] / GIB:5.2f} "
+          f"{b.peak / GIB:5.2f} | {ratio:5.2f}")
   print(f"ratio={ratio:.2f}")
 
 

@@ -22,7 +22,6 @@ installs it into DIR, for these benchmarks only. Then
 
 import argparse
 import os
-import pathlib
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")  # a CPU benchmark: no probing for a TPU
 
@@ -38,7 +37,7 @@ import maxtext_memory  # benchmarks/maxtext_memory.py
 import our_step  # benchmarks/our_step.py
 import timing  # benchmarks/timing.py
 
-MODEL_DIR = pathlib.Path(__file__).parent / "llama_60m"
+MODEL_DIR = maxtext_memory.MODEL_DIR
 CLIP_NORM = 1.0
 OPTIMIZER = dict(name="adamw", learning_rate=1e-4, schedule="constant", warmup_steps=0,
                  weight_decay=0.1, b1=0.9, b2=0.95, eps=1e-8, clip_norm=CLIP_NORM,
@@ -49,16 +48,7 @@ def maxtext_overrides(model: dict, batch: int, length: int, steps: int) -> list[
   """MaxText's `key=value` overrides for the same model and step (one CPU device, so
   per_device_batch_size is the global batch)."""
   return [
-      f"base_emb_dim={model['hidden_size']}",
-      f"base_num_query_heads={model['num_attention_heads']}",
-      f"base_num_kv_heads={model['num_key_value_heads']}",
-      f"base_mlp_dim={model['intermediate_size']}",
-      f"base_num_decoder_layers={model['num_hidden_layers']}",
-      f"head_dim={model['head_dim']}",
-      f"vocab_size={model['vocab_size']}",
-      f"normalization_layer_epsilon={model['rms_norm_eps']}",
-      f"rope_max_timescale={int(model['rope_theta'])}",
-      "decoder_block=llama2", "logits_via_embedding=false",
+      *maxtext_memory.model_overrides(model),
       f"max_target_length={length}", f"per_device_batch_size={batch}",
       "dtype=float32", "weight_dtype=float32",
       f"remat_policy={maxtext_memory.MAXTEXT_REMAT[False]}", "enable_dropout=false",
@@ -74,7 +64,6 @@ def maxtext_overrides(model: dict, batch: int, length: int, steps: int) -> list[
 
 def maxtext_runner(overrides: list[str], tokens: np.ndarray):
   """A call runs one MaxText train step on `tokens` ([B, T+1]) and returns its loss."""
-  import maxtext  # pylint: disable=import-outside-toplevel
   from maxtext.configs import pyconfig  # pylint: disable=import-outside-toplevel
   from maxtext.trainers.pre_train import train  # pylint: disable=import-outside-toplevel
   from maxtext.utils import sharding  # pylint: disable=import-outside-toplevel
@@ -82,21 +71,20 @@ def maxtext_runner(overrides: list[str], tokens: np.ndarray):
   from flax import linen as nn  # pylint: disable=import-outside-toplevel
   from flax import nnx  # pylint: disable=import-outside-toplevel
 
-  base_yml = pathlib.Path(maxtext.__file__).parent / "configs" / "base.yml"
-  config = pyconfig.initialize(["maxtext_step", str(base_yml), *overrides])
+  config = pyconfig.initialize(["maxtext_step", str(maxtext_memory.base_yml()), *overrides])
   (init_rng, _, state_mesh_shardings, model, mesh, _, _, _, _, _, state
    ) = train_utils.setup_train_loop(config, None)
   # As MaxText's train.train_loop: its step's model argument and parameter shardings.
   params_shardings, state_mesh_shardings = sharding.maybe_update_params_sharding_with_opt(
       config, state_mesh_shardings)
-  if isinstance(model, nn.Module):
+  is_linen = isinstance(model, nn.Module)
+  if is_linen:
     step_model = model
   else:
     step_model, state = nnx.split(state)
   p_train_step, _ = train_utils.jit_train_and_eval_step(
       config, step_model, mesh, state, state_mesh_shardings, train.train_step,
       params_shardings=params_shardings)
-  is_linen = isinstance(model, nn.Module)
   rows, length = tokens.shape[0], tokens.shape[1] - 1
   positions = np.broadcast_to(np.arange(length, dtype=np.int32), (rows, length))
   ones = np.ones((rows, length), np.int32)

@@ -19,6 +19,7 @@ from underrep_jax.models import llama
 from underrep_jax.models import registry
 from underrep_jax.models import runtime
 
+import test_plan
 from tolerances import float32_tol
 
 
@@ -77,7 +78,7 @@ def test_both_attention_layouts_have_the_same_gradients(kv_heads, monkeypatch):
                                                 scale=float(np.abs(theirs).max())))
 
 
-@pytest.mark.skipif(not plan.installed("libtpu"), reason="libtpu (pip install -e '.[tpu]')")
+@test_plan.needs_libtpu
 def test_a_tpu_mesh_in_context_is_the_compute_platform():
   """What `plan` relies on: a step traced on this CPU host for a TPU slice takes the
   accelerator's attention layout."""
